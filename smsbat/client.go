@@ -1,0 +1,297 @@
+// Package smsbat is a client for the SMSBAT message status API:
+// GET {base}/bat/message/{messageId} with any of the three authentication modes.
+//
+// Errors are typed so a caller can decide what to do without reading their text:
+// *APIError for any non-2xx answer (with IsRetryable, and RateLimitError for 429 with its
+// Retry-After), *DecodeError for a 200 whose body is not a status, and ErrUnauthorized
+// (matched with errors.Is) for 401/403, after which every further request would fail too.
+package smsbat
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the provider's public API endpoint.
+const DefaultBaseURL = "https://restapi.smsbat.com"
+
+// MaxBodyBytes bounds how much of any response body is read: a status is a few hundred
+// bytes, and a misbehaving proxy must not make batstat buffer gigabytes.
+const MaxBodyBytes = 1 << 20
+
+// AuthMode selects how credentials go on the wire.
+type AuthMode string
+
+// The three authentication modes of the API.
+const (
+	AuthHeader      AuthMode = "header"       // X-Authorization-Key: <key>
+	AuthBasic       AuthMode = "basic"        // Authorization: Basic base64(user:password)
+	AuthKeyPassword AuthMode = "key-password" // Authorization: Basic base64("@:" + key)
+)
+
+// Auth holds credentials. Its String method never prints secrets.
+type Auth struct {
+	Mode     AuthMode
+	APIKey   string
+	Username string
+	Password string
+}
+
+// String describes the auth mode without secrets, for logs.
+func (a Auth) String() string {
+	if a.Mode == AuthBasic {
+		return fmt.Sprintf("basic (user %s)", a.Username)
+	}
+	return string(a.Mode)
+}
+
+// Validate checks that the credentials needed by Mode are present.
+func (a Auth) Validate() error {
+	switch a.Mode {
+	case AuthHeader, AuthKeyPassword:
+		if a.APIKey == "" {
+			return fmt.Errorf("auth %s needs an API key", a.Mode)
+		}
+	case AuthBasic:
+		if a.Username == "" || a.Password == "" {
+			return errors.New("auth basic needs a username and a password")
+		}
+	default:
+		return fmt.Errorf("unknown auth mode %q (want header, basic or key-password)", a.Mode)
+	}
+	return nil
+}
+
+func (a Auth) apply(req *http.Request) {
+	switch a.Mode {
+	case AuthHeader:
+		req.Header.Set("X-Authorization-Key", a.APIKey)
+	case AuthBasic:
+		req.SetBasicAuth(a.Username, a.Password)
+	case AuthKeyPassword:
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("@:"+a.APIKey)))
+	}
+}
+
+// ErrUnauthorized is matched (errors.Is) by the *APIError of a 401 or 403 answer.
+var ErrUnauthorized = errors.New("authentication rejected")
+
+// ErrNotFound is matched (errors.Is) by the *APIError of a 404 answer.
+var ErrNotFound = errors.New("no such message")
+
+// APIError is a non-2xx answer.
+type APIError struct {
+	StatusCode int
+	Code       string // the error.code of a JSON error body, if any
+	Message    string // the error.message of a JSON error body, if any
+	Body       string // the start of the body as received
+	// RetryAfter is the wait the server asked for (429 and 503), 0 when it gave none.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Code != "" {
+		s += ": " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Is lets errors.Is match ErrUnauthorized and ErrNotFound.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	}
+	return false
+}
+
+// Retryable reports whether asking again later may succeed: 408, 425, 429 and 5xx.
+func (e *APIError) Retryable() bool {
+	switch {
+	case e.StatusCode == http.StatusTooManyRequests,
+		e.StatusCode == http.StatusRequestTimeout,
+		e.StatusCode == http.StatusTooEarly,
+		e.StatusCode >= 500:
+		return true
+	}
+	return false
+}
+
+// DecodeError is a 2xx answer whose body is not a status (truncated JSON, HTML from a
+// proxy, an empty body). It is worth retrying: such bodies are usually transient.
+type DecodeError struct {
+	StatusCode int
+	Body       string
+	Err        error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("undecodable answer (HTTP %d): %v", e.StatusCode, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Result is a successful answer: the decoded status and the body as received.
+type Result struct {
+	Status     *Status
+	StatusCode int
+	Body       []byte
+}
+
+// Client asks the API for message statuses. It is safe for concurrent use.
+type Client struct {
+	base *url.URL
+	auth Auth
+	http *http.Client
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// NewClient returns a client for the API at baseURL. A nil httpClient gets NewHTTPClient(10s, 16).
+func NewClient(baseURL string, auth Auth, httpClient *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("api url %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("api url %q: want http:// or https:// and a host", baseURL)
+	}
+	if err := auth.Validate(); err != nil {
+		return nil, err
+	}
+	if httpClient == nil {
+		httpClient = NewHTTPClient(10*time.Second, 16)
+	}
+	return &Client{base: u, auth: auth, http: httpClient, UserAgent: "batstat"}, nil
+}
+
+// NewHTTPClient returns an *http.Client tuned for many concurrent requests to one host:
+// keep-alive with as many idle connections per host as there are workers (the default of 2
+// makes every extra worker open and close a TLS connection per request), and a timeout that
+// bounds each request including reading its body.
+func NewHTTPClient(timeout time.Duration, concurrency int) *http.Client {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = concurrency * 2
+	t.MaxIdleConnsPerHost = concurrency * 2
+	t.MaxConnsPerHost = 0
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = timeout
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return &http.Client{
+		Transport: t,
+		Timeout:   timeout,
+		// The API does not redirect; following one could send credentials elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// URL returns the status URL for id, the ID escaped as exactly one path segment.
+func (c *Client) URL(id string) string {
+	u := *c.base
+	u.Path = strings.TrimRight(c.base.Path, "/") + "/bat/message/" + id
+	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + "/bat/message/" + url.PathEscape(id)
+	u.RawQuery, u.Fragment = "", ""
+	return u.String()
+}
+
+// Status asks for the status of message id. A 404 returns an *APIError matching ErrNotFound.
+func (c *Client) Status(ctx context.Context, id string) (*Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(id), nil)
+	if err != nil {
+		return nil, fmt.Errorf("message %q: %w", id, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	c.auth.apply(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if len(body) > MaxBodyBytes {
+		if resp.StatusCode/100 == 2 {
+			return nil, &DecodeError{StatusCode: resp.StatusCode, Body: snippet(body), Err: fmt.Errorf("body exceeds %d bytes", MaxBodyBytes)}
+		}
+		body = body[:MaxBodyBytes]
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, newAPIError(resp, body, time.Now())
+	}
+	st, err := decodeStatus(body)
+	if err != nil {
+		return nil, &DecodeError{StatusCode: resp.StatusCode, Body: snippet(body), Err: err}
+	}
+	return &Result{Status: st, StatusCode: resp.StatusCode, Body: body}, nil
+}
+
+func newAPIError(resp *http.Response, body []byte, now time.Time) *APIError {
+	e := &APIError{StatusCode: resp.StatusCode, Body: snippet(body)}
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &eb) == nil {
+		e.Code, e.Message = eb.Error.Code, eb.Error.Message
+	}
+	e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now)
+	return e
+}
+
+// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date. It returns 0
+// for an absent, malformed, zero or past value.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > 1<<31 {
+			secs = 1 << 31
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func snippet(b []byte) string {
+	const max = 512
+	if len(b) > max {
+		b = b[:max]
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
