@@ -2,9 +2,10 @@
 // GET {base}/bat/message/{messageId} with any of the three authentication modes.
 //
 // Errors are typed so a caller can decide what to do without reading their text:
-// *APIError for any non-2xx answer (with IsRetryable, and RateLimitError for 429 with its
-// Retry-After), *DecodeError for a 200 whose body is not a status, and ErrUnauthorized
-// (matched with errors.Is) for 401/403, after which every further request would fail too.
+// *APIError for any non-2xx answer (with Retryable, and RetryAfter holding the wait a 429
+// or 503 asked for), *DecodeError for a 200 whose body is not a status, ErrNotFound
+// (matched with errors.Is) for 404, and ErrUnauthorized for 401/403, after which every
+// further request would fail too.
 package smsbat
 
 import (
@@ -206,15 +207,26 @@ func NewHTTPClient(timeout time.Duration, concurrency int) *http.Client {
 
 // URL returns the status URL for id, the ID escaped as exactly one path segment.
 func (c *Client) URL(id string) string {
+	seg := url.PathEscape(id)
+	if id == "." || id == ".." {
+		// PathEscape leaves dots alone, but a bare "." or ".." segment is a dot segment that
+		// URL normalisation removes (RFC 3986 5.2.4): "/bat/message/.." would ask for
+		// "/bat/". Escaped dots are not dot segments.
+		seg = strings.Repeat("%2E", len(id))
+	}
 	u := *c.base
 	u.Path = strings.TrimRight(c.base.Path, "/") + "/bat/message/" + id
-	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + "/bat/message/" + url.PathEscape(id)
+	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + "/bat/message/" + seg
 	u.RawQuery, u.Fragment = "", ""
 	return u.String()
 }
 
 // Status asks for the status of message id. A 404 returns an *APIError matching ErrNotFound.
 func (c *Client) Status(ctx context.Context, id string) (*Result, error) {
+	if id == "" {
+		// "/bat/message/" is not a message: the 404 it gets would read as "not found".
+		return nil, errors.New("empty message ID")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(id), nil)
 	if err != nil {
 		return nil, fmt.Errorf("message %q: %w", id, err)

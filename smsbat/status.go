@@ -117,12 +117,12 @@ func ParseMoney(s string) (Money, error) {
 
 // String formats m with six decimal places, as DuckDB prints DECIMAL(18,6).
 func (m Money) String() string {
-	v := int64(m)
-	sign := ""
-	if v < 0 {
-		sign, v = "-", -v
+	// Negate in uint64: -v overflows for the most negative int64.
+	u, sign := uint64(m), ""
+	if m < 0 {
+		sign, u = "-", -u
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, v/microsPerUnit, v%microsPerUnit)
+	return fmt.Sprintf("%s%d.%06d", sign, u/microsPerUnit, u%microsPerUnit)
 }
 
 // UnmarshalJSON decodes a JSON number (or a numeric string, which some gateways send).
