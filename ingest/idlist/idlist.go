@@ -2,6 +2,32 @@
 // comma, semicolon or tab, with or without a header, BOM, CRLF, gzip, stdin. It streams
 // (a file is never held whole) and turns every row into either a Row or a rejected row with
 // a precise reason; problems with the file as a whole are errors naming the file.
+//
+// The usual call, per FILE argument after Expand:
+//
+//	r, err := idlist.Open(name, os.Stdin, opts) // err: the file is unusable
+//	defer r.Close()
+//	for {
+//		row, rej, err := r.Next()
+//		if err == io.EOF { break }
+//		if err != nil { ... }  // the rest of the file is unreadable
+//		if rej != nil { ... }  // a rejected_rows row; go on
+//		...                    // row is a message to load
+//	}
+//
+// Line numbers are physical lines, the first line of the file being 1: a quoted field
+// spanning lines makes the following rows' numbers jump, as an editor would show them.
+//
+// Decisions worth knowing (the doc of Open and Next has the details):
+//   - A first line is a header when any field, normalised (lower case, no spaces, '_' or
+//     '-'), is a known column name. A one-column file whose first line is not a header is
+//     a bare list; a multi-column one is an error.
+//   - A file with a header and no rows is an error ("no message IDs"): a job given a file
+//     means to load IDs from it. A file whose rows are all rejected is not.
+//   - A row encoding/csv cannot parse is rejected and reading goes on at the next line; an
+//     unclosed quote that swallows the rest of the file ends the file with an error.
+//   - Blank rows (only white space and separators) are skipped, not rejected.
+//   - An empty campaign cell gives the row the file's default campaign.
 package idlist
 
 // MaxIDLength is the longest message ID accepted, in bytes.
@@ -9,12 +35,15 @@ const MaxIDLength = 256
 
 // Options say how to read a file. The zero value auto-detects everything.
 type Options struct {
-	// Delimiter forces the field separator; 0 detects comma, semicolon or tab.
+	// Delimiter forces the field separator; 0 detects comma, semicolon or tab from the
+	// first line (or takes it from an Excel "sep=;" line).
 	Delimiter rune
 	// IDColumn names the ID column (matched case-insensitively, ignoring spaces, '_' and
-	// '-'); "" detects messageId, message_id, "Message ID", id.
+	// '-'); "" detects messageId, message_id, "Message ID", id. When set, the file must
+	// have a header with that column.
 	IDColumn string
-	// CampaignColumn names the campaign column; "" uses a "campaign" column if present.
+	// CampaignColumn names the campaign column, matched like IDColumn; when set, the
+	// header must have it. "" uses a "campaign" column if present.
 	CampaignColumn string
 	// Campaign, when set, is every row's campaign, whatever the file says.
 	Campaign string
@@ -33,12 +62,18 @@ type Row struct {
 	MessagelistID     string
 }
 
-// Rejected is one input row that cannot be used, and why.
+// Rejected is one input row that cannot be used, and why. Every string in it is valid
+// UTF-8, ready for a database column.
 type Rejected struct {
-	File     string
-	Line     int64
-	Campaign string
-	ID       string // the offending ID when there is one (may be invalid UTF-8 escaped)
-	Reason   string // e.g. "empty message ID", "3 fields, header has 2"
-	Raw      string // the row's text as read, valid UTF-8
+	File     string // as in Row
+	Line     int64  // as in Row
+	Campaign string // the row's campaign as far as it can be told, else the file's default
+	// ID is the offending ID when there is one, with invalid UTF-8 and control characters
+	// escaped as \xNN (\uNNNN above ASCII).
+	ID     string
+	Reason string // e.g. "empty message ID", "3 fields, header has 2"
+	// Raw is the row's text as it was in the file (all its lines, without the final line
+	// end), escaped like ID except for tabs and line ends, and at most MaxRawLength bytes,
+	// a cut being marked with "…".
+	Raw string
 }
