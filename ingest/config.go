@@ -1,0 +1,129 @@
+// Package ingest runs a fetch: it reads campaign ID lists (package idlist), loads them into
+// the messages table, asks the SMSBAT API for every message that still needs asking with a
+// bounded worker pool under one token bucket, and loads every answer into DuckDB through a
+// single writer. A run is recorded in the runs table from start to finish, so a cron job's
+// outcome can be read from the database as well as from its exit code.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/batstat/batstat/ingest/idlist"
+	"github.com/batstat/batstat/smsbat"
+)
+
+// Refresh says which messages a run asks about.
+type Refresh string
+
+const (
+	// RefreshPending asks about messages without a terminal status (the default): terminal
+	// statuses never change, so asking again only spends the rate limit.
+	RefreshPending Refresh = "pending"
+	// RefreshAll asks about every message of the input.
+	RefreshAll Refresh = "all"
+)
+
+// Config is everything a fetch run needs besides the database.
+type Config struct {
+	Client *smsbat.Client
+	// APIURL is recorded in runs; it is the client's base URL, which holds no secret.
+	APIURL string
+
+	// Inputs are file names (already glob-expanded), "-" meaning Stdin.
+	Inputs []string
+	Stdin  io.Reader
+	// FS, when set, is where Inputs are opened instead of the file system (the demo's
+	// embedded campaigns).
+	FS   fs.FS
+	Read idlist.Options
+	// Strict fails the run, before any request, when any input row is rejected.
+	Strict bool
+
+	Concurrency int           // workers; at least 1
+	Rate        float64       // requests per second over all workers and retries; 0 = unlimited
+	Burst       int           // token bucket size; 0 = max(1, ceil(Rate))
+	Timeout     time.Duration // per request; also bounds the wait for in-flight requests on interrupt
+	Retries     int           // further attempts per message after the first
+	Refresh     Refresh
+
+	// MaxRetryAfter caps how long a Retry-After can make the run wait (default 5 min): a
+	// server once asked a client for 484,289 hours.
+	MaxRetryAfter time.Duration
+	// Backoff shapes the wait between attempts of one message (zero values get defaults).
+	BackoffInitial, BackoffMax time.Duration
+
+	// BatchSize and FlushEvery bound how many answers wait in memory before a commit.
+	BatchSize  int
+	FlushEvery time.Duration
+
+	Logger *slog.Logger
+	// ProgressBar, when non-nil, gets a live progress bar (a terminal's stderr). Otherwise
+	// a progress log line is written every LogEvery.
+	ProgressBar io.Writer
+	LogEvery    time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Client == nil {
+		return errors.New("fetch: no API client")
+	}
+	if len(c.Inputs) == 0 {
+		return errors.New("fetch: no input files")
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency)
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("rate %g: must be 0 (unlimited) or more", c.Rate)
+	}
+	if c.Burst < 0 {
+		return fmt.Errorf("burst %d: must not be negative", c.Burst)
+	}
+	if c.Retries < 0 {
+		return fmt.Errorf("retries %d: must not be negative", c.Retries)
+	}
+	switch c.Refresh {
+	case "":
+		c.Refresh = RefreshPending
+	case RefreshPending, RefreshAll:
+	default:
+		return fmt.Errorf("refresh %q: want pending or all", c.Refresh)
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 5 * time.Minute
+	}
+	if c.BackoffInitial <= 0 {
+		c.BackoffInitial = 250 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 5000
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = time.Second
+	}
+	if c.LogEvery <= 0 {
+		c.LogEvery = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stdin == nil {
+		c.Stdin = eofReader{}
+	}
+	return nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

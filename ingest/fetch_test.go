@@ -1,0 +1,448 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batstat/batstat/ingest"
+	"github.com/batstat/batstat/smsbat"
+	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/store"
+)
+
+// fixture is a fake API, a fresh database and an input file of n IDs.
+type fixture struct {
+	srv   *smsbattest.Server
+	db    *store.DB
+	input string
+	ids   []string
+}
+
+func newFixture(t *testing.T, opts smsbattest.Options, n int) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{srv: smsbattest.NewServer(t, opts)}
+	var b strings.Builder
+	b.WriteString("message_id,campaign\n")
+	for i := range n {
+		id := fmt.Sprintf("msg-%06d", i)
+		f.ids = append(f.ids, id)
+		fmt.Fprintf(&b, "%s,camp-%d\n", id, i%3)
+	}
+	f.input = filepath.Join(dir, "ids.csv")
+	if err := os.WriteFile(f.input, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), filepath.Join(dir, "test.duckdb"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f.db = db
+	return f
+}
+
+func (f *fixture) config(t *testing.T) ingest.Config {
+	return ingest.Config{
+		Client:         f.srv.NewClient(t, smsbat.AuthHeader),
+		APIURL:         f.srv.URL,
+		Inputs:         []string{f.input},
+		Concurrency:    8,
+		Rate:           0,
+		Retries:        5,
+		Timeout:        5 * time.Second,
+		BackoffInitial: time.Millisecond,
+		BackoffMax:     5 * time.Millisecond,
+	}
+}
+
+func count(t *testing.T, db *store.DB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// latest returns message_id → latest deliverystatus.
+func latest(t *testing.T, db *store.DB) map[string]string {
+	t.Helper()
+	rows, err := db.Query(`SELECT message_id, coalesce(deliverystatus, '') FROM message_status`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	m := map[string]string{}
+	for rows.Next() {
+		var id, st string
+		if err := rows.Scan(&id, &st); err != nil {
+			t.Fatal(err)
+		}
+		m[id] = st
+	}
+	return m
+}
+
+// wantAfter is what the fake answers for id at its poll-th answered request.
+func wantAfter(h *smsbattest.Handler, id string, poll int) string {
+	a := h.AnswerAt(id, poll)
+	if a.Code == http.StatusNotFound {
+		return smsbat.StatusNotFound
+	}
+	return a.Status.DeliveryStatus
+}
+
+func TestFetchStoresEveryAnswer(t *testing.T) {
+	f := newFixture(t, smsbattest.DefaultOptions(), 500)
+	sum, err := ingest.Fetch(context.Background(), f.db, f.config(t))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if sum.Outcome != ingest.OutcomeOK || sum.Requested != 500 || sum.Answered != 500 || sum.Failed != 0 {
+		t.Fatalf("summary = %+v, want ok with 500 requested and answered", sum)
+	}
+	got := latest(t, f.db)
+	var notFound int64
+	for _, id := range f.ids {
+		want := wantAfter(f.srv.Handler, id, 1)
+		if want == smsbat.StatusNotFound {
+			notFound++
+		}
+		if got[id] != want {
+			t.Errorf("status of %s = %q, want %q", id, got[id], want)
+		}
+	}
+	if sum.NotFound != notFound {
+		t.Errorf("NotFound = %d, want %d", sum.NotFound, notFound)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM status_checks`); n != 500 {
+		t.Errorf("status_checks rows = %d, want 500", n)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM status_checks WHERE http_status = 404 AND deliverystatus = 'not_found'`); n != notFound {
+		t.Errorf("404 rows = %d, want %d", n, notFound)
+	}
+	var outcome string
+	var answered, requested int64
+	if err := f.db.QueryRow(`SELECT outcome, answered, requested FROM runs WHERE run_id = ?`, sum.RunID).Scan(&outcome, &answered, &requested); err != nil {
+		t.Fatal(err)
+	}
+	if outcome != "ok" || answered != 500 || requested != 500 {
+		t.Errorf("runs row = %s %d/%d, want ok 500/500", outcome, answered, requested)
+	}
+}
+
+func TestFetchMoneyAndExtendedFieldsExact(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.MaxPollsToFinal = 1
+	opts.ExtendedRate = 1
+	f := newFixture(t, opts, 200)
+	if _, err := ingest.Fetch(context.Background(), f.db, f.config(t)); err != nil {
+		t.Fatal(err)
+	}
+	var wantCost smsbat.Money
+	for _, id := range f.ids {
+		if a := f.srv.Handler.AnswerAt(id, 1); a.Status != nil && a.Status.Cost != nil {
+			wantCost += *a.Status.Cost
+		}
+	}
+	var got string
+	if err := f.db.QueryRow(`SELECT sum(cost)::VARCHAR FROM status_checks`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != wantCost.String() {
+		t.Errorf("sum(cost) = %s, want %s", got, wantCost)
+	}
+	// A fallback list and an extended status map survive as JSON, not as strings.
+	id := f.ids[0]
+	a := f.srv.Handler.AnswerAt(id, 1)
+	if a.Status == nil || a.Status.ExtendedStatuses == nil {
+		t.Skipf("%s has no extended answer", id)
+	}
+	var kind string
+	if err := f.db.QueryRow(`SELECT json_type(extended_statuses) FROM status_checks WHERE message_id = ?`, id).Scan(&kind); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "OBJECT" {
+		t.Errorf("json_type(extended_statuses) = %s, want OBJECT", kind)
+	}
+}
+
+func TestFetchRetriesFaultsToExactResults(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.MaxPollsToFinal = 1
+	opts.Fault429 = 0.15
+	opts.Fault500 = 0.15
+	opts.FaultGarbage = 0.1
+	opts.RetryAfter = "0"
+	f := newFixture(t, opts, 400)
+	cfg := f.config(t)
+	cfg.Retries = 20
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if sum.Failed != 0 || sum.Answered != 400 {
+		t.Fatalf("summary = %+v, want all 400 answered", sum)
+	}
+	if sum.Retries == 0 || sum.RateLimited == 0 {
+		t.Errorf("retries = %d, rate limited = %d; the faults should have caused both", sum.Retries, sum.RateLimited)
+	}
+	got := latest(t, f.db)
+	for _, id := range f.ids {
+		if want := wantAfter(f.srv.Handler, id, 1); got[id] != want {
+			t.Errorf("status of %s = %q, want %q", id, got[id], want)
+		}
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM status_checks`); n != 400 {
+		t.Errorf("status_checks rows = %d, want 400 (one answer per message)", n)
+	}
+}
+
+func TestFetchGivesUpAndRecordsFetchErrors(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.Hook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		switch {
+		case strings.HasSuffix(id, "1"):
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `<html>bad gateway</html>`)
+			return true
+		case strings.HasSuffix(id, "2"):
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":{"code":"INVALID_ID","message":"bad id"}}`)
+			return true
+		}
+		return false
+	}
+	f := newFixture(t, opts, 30)
+	cfg := f.config(t)
+	cfg.Retries = 2
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if sum.Outcome != ingest.OutcomePartial || sum.Failed != 6 {
+		t.Fatalf("summary = %+v, want partial with 6 failed", sum)
+	}
+	for _, id := range []string{"msg-000001", "msg-000011", "msg-000021"} {
+		if n := f.srv.CountFor(id); n != 3 {
+			t.Errorf("requests for %s (500) = %d, want 3 (1 + 2 retries)", id, n)
+		}
+	}
+	for _, id := range []string{"msg-000002", "msg-000012"} {
+		if n := f.srv.CountFor(id); n != 1 {
+			t.Errorf("requests for %s (400) = %d, want 1: a 400 is not retried", id, n)
+		}
+	}
+	var kind, msg, body string
+	var attempts, status int
+	if err := f.db.QueryRow(`SELECT kind, http_status, attempts, error, last_body FROM fetch_errors WHERE message_id = 'msg-000001'`).
+		Scan(&kind, &status, &attempts, &msg, &body); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "server_error" || status != 500 || attempts != 3 || !strings.Contains(body, "bad gateway") {
+		t.Errorf("fetch_errors row = %s %d %d %q %q", kind, status, attempts, msg, body)
+	}
+	if err := f.db.QueryRow(`SELECT kind, http_status, attempts FROM fetch_errors WHERE message_id = 'msg-000002'`).
+		Scan(&kind, &status, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if kind != "client_error" || status != 400 || attempts != 1 {
+		t.Errorf("fetch_errors row for the 400 = %s %d %d, want client_error 400 1", kind, status, attempts)
+	}
+}
+
+func TestFetchStopsOnUnauthorized(t *testing.T) {
+	f := newFixture(t, smsbattest.Options{APIKey: "right"}, 2000)
+	cfg := f.config(t)
+	var err error
+	cfg.Client, err = smsbat.NewClient(f.srv.URL, smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: "wrong-secret-KEY"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	cfg.LogEvery = time.Millisecond
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	var ae *ingest.AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Fetch error = %v, want *AuthError", err)
+	}
+	if got := f.srv.Count(); got > int64(2*cfg.Concurrency) {
+		t.Errorf("requests after a 401 = %d, want at most %d: the run must stop at once", got, 2*cfg.Concurrency)
+	}
+	if sum == nil || sum.Outcome != ingest.OutcomeFailed {
+		t.Fatalf("summary = %+v, want outcome failed", sum)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM status_checks`); n != 0 {
+		t.Errorf("status_checks rows = %d, want 0 from a run never authorised", n)
+	}
+	var runErr string
+	if err := f.db.QueryRow(`SELECT error FROM runs WHERE run_id = ?`, sum.RunID).Scan(&runErr); err != nil {
+		t.Fatal(err)
+	}
+	for _, where := range []string{logs.String(), err.Error(), runErr} {
+		if strings.Contains(where, "wrong-secret-KEY") {
+			t.Errorf("the API key leaked into %q", where)
+		}
+	}
+}
+
+func TestFetchRateBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 3 s")
+	}
+	opts := smsbattest.DefaultOptions()
+	opts.KeepLog = true
+	f := newFixture(t, opts, 150)
+	cfg := f.config(t)
+	cfg.Concurrency = 32
+	cfg.Rate, cfg.Burst = 50, 5
+	start := time.Now()
+	if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	var times []time.Time
+	for _, r := range f.srv.Requests() {
+		times = append(times, r.Time)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	maxInWindow := 0
+	for i := range times {
+		j := sort.Search(len(times), func(k int) bool { return !times[k].Before(times[i].Add(time.Second)) })
+		maxInWindow = max(maxInWindow, j-i)
+	}
+	// The bound of a token bucket is rate + burst in any one-second window.
+	if maxInWindow > 55 {
+		t.Errorf("max requests in a one-second window = %d, want <= 55 (rate 50 + burst 5)", maxInWindow)
+	}
+	// And the limit is used: 150 requests at 50/s is about 3 s, not much more.
+	if elapsed > 6*time.Second {
+		t.Errorf("150 requests at 50/s took %v, want about 3 s", elapsed)
+	}
+}
+
+func TestFetchHonoursRetryAfterAcrossWorkers(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.KeepLog = true
+	var first time.Time
+	opts.Hook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+		if id == "msg-000000" && n == 1 {
+			first = time.Now()
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}
+	f := newFixture(t, opts, 40)
+	cfg := f.config(t)
+	cfg.Concurrency = 1 // the first request is the 429: everything after it must wait
+	if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.srv.Requests()
+	if len(reqs) != 41 {
+		t.Fatalf("requests = %d, want 41", len(reqs))
+	}
+	for _, r := range reqs[1:] {
+		if r.Time.Sub(first) < 950*time.Millisecond {
+			t.Fatalf("request for %s came %v after a 429 with Retry-After: 1", r.ID, r.Time.Sub(first))
+		}
+	}
+}
+
+func TestFetchIncremental(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.MaxPollsToFinal = 3
+	f := newFixture(t, opts, 300)
+	ctx := context.Background()
+	if _, err := ingest.Fetch(ctx, f.db, f.config(t)); err != nil {
+		t.Fatal(err)
+	}
+	pending := 0
+	for _, st := range latest(t, f.db) {
+		if !smsbat.IsTerminal(st) {
+			pending++
+		}
+	}
+	before := f.srv.Count()
+	sum, err := ingest.Fetch(ctx, f.db, f.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Requested != int64(pending) || f.srv.Count()-before != int64(pending) {
+		t.Errorf("second run asked %d (requests %d), want the %d pending", sum.Requested, f.srv.Count()-before, pending)
+	}
+	if sum.NewMessages != 0 {
+		t.Errorf("second run added %d messages, want 0", sum.NewMessages)
+	}
+	got := latest(t, f.db)
+	for _, id := range f.ids {
+		if got[id] != wantAfter(f.srv.Handler, id, f.srv.CountFor(id)) {
+			t.Errorf("status of %s = %q after %d polls", id, got[id], f.srv.CountFor(id))
+		}
+	}
+	cfg := f.config(t)
+	cfg.Refresh = ingest.RefreshAll
+	sum, err = ingest.Fetch(ctx, f.db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Requested != 300 {
+		t.Errorf("--refresh all asked %d, want 300", sum.Requested)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM runs WHERE outcome = 'ok'`); n != 3 {
+		t.Errorf("ok runs = %d, want 3", n)
+	}
+}
+
+func TestFetchInterruptedKeepsAnswers(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.Latency = 20 * time.Millisecond
+	f := newFixture(t, opts, 2000)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("test interrupt")
+	time.AfterFunc(300*time.Millisecond, func() { cancel(cause) })
+	cfg := f.config(t)
+	sum, err := ingest.Fetch(ctx, f.db, cfg)
+	if !errors.Is(err, cause) {
+		t.Fatalf("Fetch error = %v, want the cancel cause", err)
+	}
+	if sum.Outcome != ingest.OutcomeInterrupted {
+		t.Errorf("outcome = %s, want interrupted", sum.Outcome)
+	}
+	// Every request the server answered with a status is stored: in-flight requests were
+	// waited for, not dropped.
+	stored := count(t, f.db, `SELECT count(*) FROM status_checks`)
+	if stored == 0 || stored == 2000 || stored != f.srv.Count() {
+		t.Errorf("stored %d answers for %d requests, want all answered requests stored and the run cut short", stored, f.srv.Count())
+	}
+	if n := count(t, f.db, `SELECT answered FROM runs WHERE run_id = ?`, sum.RunID); n != stored {
+		t.Errorf("runs.answered = %d, want %d", n, stored)
+	}
+	// The next run completes the job, asking only what is missing or pending.
+	cfg.Concurrency = 64
+	sum2, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum2.Requested >= 2000 || sum2.Failed != 0 {
+		t.Errorf("resume = %+v, want fewer than 2000 requested and none failed", sum2)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM message_status WHERE deliverystatus IS NULL`); n != 0 {
+		t.Errorf("%d messages still unanswered after the resume", n)
+	}
+}
+

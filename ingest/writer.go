@@ -1,0 +1,204 @@
+package ingest
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/batstat/batstat/smsbat"
+)
+
+// outcome is what a worker learned about one message: an answer (status set) or a failure
+// after its retries (failure set).
+type outcome struct {
+	id         string
+	at         time.Time
+	attempts   int
+	httpStatus int
+	status     *smsbat.Status // nil for a failure; DeliveryStatus "not_found" for a 404
+	body       []byte
+	failure    *failure
+}
+
+type failure struct {
+	kind string // rate_limited | server_error | client_error | decode | network | timeout
+	err  string
+	body string
+}
+
+// writer is the only goroutine that writes answers: the Appender is not safe for concurrent
+// use, and one writer with batched transactions keeps the load far from being the limit.
+type writer struct {
+	conn   *sql.Conn
+	runID  int64
+	checks *duckdb.Appender
+	errs   *duckdb.Appender
+	stats  *counters
+	cfg    *Config
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn, runID int64, stats *counters, cfg *Config) (*writer, error) {
+	w := &writer{conn: conn, runID: runID, stats: stats, cfg: cfg}
+	err := conn.Raw(func(dc any) error {
+		var err error
+		if w.checks, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "status_checks"); err != nil {
+			return err
+		}
+		w.errs, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "fetch_errors")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open appender: %w", err)
+	}
+	return w, nil
+}
+
+// run consumes outcomes until in is closed, committing a batch every BatchSize outcomes or
+// FlushEvery, whichever comes first. It keeps going when ctx is cancelled (an interrupt must
+// still flush what was fetched); it stops only on a database error.
+func (w *writer) run(in <-chan outcome) error {
+	ctx := context.Background()
+	batch := make([]outcome, 0, w.cfg.BatchSize)
+	tick := time.NewTicker(w.cfg.FlushEvery)
+	defer tick.Stop()
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := w.commit(ctx, batch)
+		batch = batch[:0]
+		return err
+	}
+	for {
+		select {
+		case o, ok := <-in:
+			if !ok {
+				return flush()
+			}
+			batch = append(batch, o)
+			if len(batch) >= w.cfg.BatchSize {
+				if err := flush(); err != nil {
+					return drain(in, err)
+				}
+			}
+		case <-tick.C:
+			if err := flush(); err != nil {
+				return drain(in, err)
+			}
+		}
+	}
+}
+
+// drain keeps receiving after a failed commit so that no worker blocks on a send forever;
+// the run then fails with err.
+func drain(in <-chan outcome, err error) error {
+	for range in {
+	}
+	return err
+}
+
+// commit stores one batch and the run's counters in a single transaction, so after a crash
+// the database holds whole batches and counters that match them.
+func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
+	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("begin batch: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			w.conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	var answered, notFound, failed int64
+	for i := range batch {
+		o := &batch[i]
+		if o.failure != nil {
+			failed++
+			if err := w.errs.AppendRow(w.runID, o.id, o.at, int32(o.attempts), o.failure.kind,
+				nullInt(o.httpStatus), sanitize(o.failure.err), nullable(sanitize(o.failure.body))); err != nil {
+				return fmt.Errorf("store fetch error of %q: %w", o.id, err)
+			}
+			continue
+		}
+		answered++
+		if o.status.DeliveryStatus == smsbat.StatusNotFound {
+			notFound++
+		}
+		if err := w.checks.AppendRow(statusRow(w.runID, o)...); err != nil {
+			return fmt.Errorf("store answer for %q: %w", o.id, err)
+		}
+	}
+	if err := errors.Join(w.checks.Flush(), w.errs.Flush()); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", len(batch), err)
+	}
+	s := w.stats.snapshot()
+	if _, err := w.conn.ExecContext(ctx, `
+		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
+		       retries = $5, rate_limited = $6
+		WHERE run_id = $1`, w.runID, answered, notFound, failed, s.Retries, s.RateLimited); err != nil {
+		return fmt.Errorf("update run counters: %w", err)
+	}
+	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	w.stats.stored(answered, notFound, failed)
+	return nil
+}
+
+func (w *writer) close() error {
+	return errors.Join(w.checks.Close(), w.errs.Close())
+}
+
+// statusRow is one status_checks row, in the table's column order.
+func statusRow(runID int64, o *outcome) []driver.Value {
+	s := o.status
+	return []driver.Value{
+		o.id, runID, o.at, int32(o.httpStatus), s.DeliveryStatus,
+		nullInt64(s.PartsCount), money(s.Cost), nullInt64(s.MessagelistID),
+		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
+		money(s.BillAmount), nullable(s.BillCurrency),
+		jsonOrNull(s.Fallbacks, s.Fallbacks == nil), jsonOrNull(s.ExtendedStatuses, s.ExtendedStatuses == nil),
+		int32(o.attempts), nullable(sanitize(string(o.body))),
+	}
+}
+
+// money hands the Appender an int64 of micro-units: into DECIMAL(18,6) that is stored
+// exactly, where a float64 or a duckdb.Decimal of another scale is silently rescaled.
+func money(m *smsbat.Money) driver.Value {
+	if m == nil {
+		return nil
+	}
+	return int64(*m)
+}
+
+func nullInt64(p *int64) driver.Value {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func nullInt(v int) driver.Value {
+	if v == 0 {
+		return nil
+	}
+	return int32(v)
+}
+
+// jsonOrNull encodes v as a JSON column value; json.RawMessage is stored as the JSON it is,
+// where a string would be stored double-encoded.
+func jsonOrNull(v any, absent bool) driver.Value {
+	if absent {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return json.RawMessage(b)
+}
