@@ -446,3 +446,21 @@ func TestFetchInterruptedKeepsAnswers(t *testing.T) {
 	}
 }
 
+
+func TestFetchLogsProgressWithoutTerminal(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.Latency = 10 * time.Millisecond
+	f := newFixture(t, opts, 100)
+	cfg := f.config(t)
+	cfg.Concurrency = 2
+	var logs bytes.Buffer
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	cfg.LogEvery = 50 * time.Millisecond
+	if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(logs.String(), `"msg":"fetch progress"`)
+	if n < 2 || !strings.Contains(logs.String(), `"total":100`) {
+		t.Errorf("got %d progress lines in %v of work, want several with the total:\n%s", n, 500*time.Millisecond, logs.String())
+	}
+}
