@@ -96,8 +96,14 @@ func (db *DB) Close() error {
 	return err
 }
 
+// openError names what went wrong opening path. DuckDB reports a held lock and a foreign
+// file only as IO errors with a message, so the message is read here, in this one place.
 func openError(path string, err error) error {
 	msg := err.Error()
+	var de *duckdb.Error
+	if errors.As(err, &de) {
+		msg = de.Msg
+	}
 	switch {
 	case strings.Contains(msg, "Could not set lock") || strings.Contains(msg, "Conflicting lock"):
 		le := &LockedError{Path: path}
