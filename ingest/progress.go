@@ -31,7 +31,7 @@ func startProgress(cfg *Config, total int64, stats *counters) *progress {
 		)
 		p.loop(200*time.Millisecond, func(final bool) {
 			s := stats.snapshot()
-			if s.Errored > 0 || s.RateLimited > 0 {
+			if s.Errored > 0 || s.Retries > 0 {
 				bar.Describe(fmt.Sprintf("fetching (%d failed, %d retries, %d×429)", s.Errored, s.Retries, s.RateLimited))
 			}
 			bar.Set64(s.Done)
