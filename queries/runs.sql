@@ -1,0 +1,46 @@
+-- runs: the 100 most recent fetch runs, newest first, with outcome and counts
+--
+-- One row per run (see the runs table), newest first, at most 100.
+--   duration_s   seconds from start to finish; NULL while running or when it crashed
+--   outcome      running | ok | partial | failed | interrupted | crashed
+-- With campaigns given, only the runs that touched them: loaded one of their messages,
+-- checked one, failed to, or rejected one of their input rows.
+--
+-- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
+-- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+--   $campaigns VARCHAR[]   empty = all runs
+--   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= started_at < until
+SELECT
+    run_id,
+    started_at,
+    finished_at,
+    round(epoch(finished_at - started_at), 3) AS duration_s,
+    outcome,
+    inputs,
+    refresh,
+    ids_read,
+    rejected,
+    requested,
+    answered,
+    not_found,
+    failed,
+    retries,
+    rate_limited,
+    error
+FROM runs
+WHERE ($since::TIMESTAMPTZ IS NULL OR started_at >= $since::TIMESTAMPTZ)
+  AND ($until::TIMESTAMPTZ IS NULL OR started_at < $until::TIMESTAMPTZ)
+  AND (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR run_id IN (
+        SELECT run_id FROM messages
+        WHERE list_contains($campaigns::VARCHAR[], campaign)
+        UNION
+        SELECT s.run_id FROM status_checks s JOIN messages m USING (message_id)
+        WHERE list_contains($campaigns::VARCHAR[], m.campaign)
+        UNION
+        SELECT f.run_id FROM fetch_errors f JOIN messages m USING (message_id)
+        WHERE list_contains($campaigns::VARCHAR[], m.campaign)
+        UNION
+        SELECT run_id FROM rejected_rows
+        WHERE list_contains($campaigns::VARCHAR[], campaign)))
+ORDER BY started_at DESC, run_id DESC
+LIMIT 100;
