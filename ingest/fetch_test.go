@@ -446,7 +446,6 @@ func TestFetchInterruptedKeepsAnswers(t *testing.T) {
 	}
 }
 
-
 func TestFetchLogsProgressWithoutTerminal(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
 	opts.Latency = 10 * time.Millisecond

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/batstat/batstat"
+	"github.com/batstat/batstat/ingest"
+	"github.com/batstat/batstat/report"
+	"github.com/batstat/batstat/smsbat"
+	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/store"
+)
+
+// demoMarker is written into batstat_meta so that demo only ever replaces a file it made.
+const demoMarker = "demo"
+
+func demoCommand(e *env) *cli.Command {
+	return withUsageErrors(&cli.Command{
+		Name:  "demo",
+		Usage: "run the whole job on the sample campaigns against an in-process fake API and print the reports",
+		Description: "Nothing to configure and no network: the fake SMSBAT API runs inside the process.\n" +
+			"The database is recreated on every run; demo refuses to overwrite a file it did not create.",
+		Flags: append([]cli.Flag{
+			// Not BATSTAT_DB: a demo must never write sample data into a production file.
+			&cli.StringFlag{Name: "db", Usage: "DuckDB database `PATH` to (re)create", Value: "batstat-demo.duckdb"},
+			&cli.StringFlag{Name: "format", Usage: "report format: table, csv, json or markdown", Value: "table"},
+		}, logFlags()...),
+		Action: func(c *cli.Context) error { return runDemo(c, e) },
+	})
+}
+
+func runDemo(c *cli.Context, e *env) error {
+	ctx := c.Context
+	format, err := report.ParseFormat(c.String("format"))
+	if err != nil {
+		return &usageError{err}
+	}
+	log, err := newLogger(c, e.stderr)
+	if err != nil {
+		return err
+	}
+	path := c.String("db")
+	if err := removeDemoDB(ctx, path); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: start the fake API: %w", err)
+	}
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- serve(srvCtx, ln, smsbattest.NewHandler(smsbattest.DefaultOptions())) }()
+	defer func() { stopSrv(); <-srvDone }()
+
+	apiURL := "http://" + ln.Addr().String()
+	client, err := smsbat.NewClient(apiURL,
+		smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: smsbattest.DefaultAPIKey},
+		smsbat.NewHTTPClient(5*time.Second, 16))
+	if err != nil {
+		return err
+	}
+	campaigns := batstat.DemoCampaigns()
+	names, err := fs.Glob(campaigns, "*.csv")
+	if err != nil || len(names) == 0 {
+		return fmt.Errorf("demo: no embedded sample campaigns (%v)", err)
+	}
+
+	db, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `INSERT OR REPLACE INTO batstat_meta VALUES ($1, 'true')`, demoMarker); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	cfg := ingest.Config{
+		Client: client, APIURL: apiURL, FS: campaigns, Inputs: names,
+		Concurrency: 16, Rate: 0, Retries: 3, Timeout: 5 * time.Second,
+		Logger: log,
+	}
+	if e.stderrTTY {
+		cfg.ProgressBar = e.stderr
+	}
+	// Two passes, as a cron job would make them: the first finds many messages still
+	// scheduled; the second asks only those that have no terminal status yet.
+	for pass := 1; pass <= 2; pass++ {
+		sum, err := ingest.Fetch(ctx, db, cfg)
+		if sum != nil {
+			log.Info("fetch finished", append([]any{"pass", pass}, sum.LogAttrs()...)...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	defs, err := report.Defs("")
+	if err != nil {
+		return err
+	}
+	var results []*report.Result
+	for _, name := range report.DefaultNames() {
+		def, err := findDef(defs, name)
+		if err != nil {
+			return err
+		}
+		res, err := report.Run(ctx, db.DB, def, report.Filter{})
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	if err := report.Render(e.stdout, format, results); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "\ndemo database: %s — try: batstat report --db %s channels stuck runs\n", path, path)
+	return nil
+}
+
+// removeDemoDB deletes a previous demo database so each demo starts from nothing, and
+// refuses to delete any file that demo did not create.
+func removeDemoDB(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("demo: %s exists and is not a demo database (%v); pass another --db", path, err)
+	}
+	var v string
+	err = db.QueryRowContext(ctx, `SELECT value FROM batstat_meta WHERE key = $1`, demoMarker).Scan(&v)
+	db.Close()
+	if errors.Is(err, sql.ErrNoRows) || err != nil {
+		return fmt.Errorf("demo: %s exists and was not made by batstat demo; refusing to overwrite it (pass another --db)", path)
+	}
+	for _, p := range []string{path, path + ".wal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("demo: remove old demo database: %w", err)
+		}
+	}
+	return nil
+}
+
+// findDef returns the report definition called name.
+func findDef(defs []report.Def, name string) (report.Def, error) {
+	for _, d := range defs {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return report.Def{}, usagef("unknown report %q (see batstat report --list)", name)
+}

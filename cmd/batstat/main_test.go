@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/store"
+)
+
+// These tests run the real binary as a child process: exit statuses, signals and kill -9
+// can only be checked from outside.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "batstat-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "batstat")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build batstat: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs the binary in dir with args and a clean environment.
+func runCLI(t *testing.T, dir string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run batstat %v: %v", args, err)
+	}
+	return r
+}
+
+// writeIDs writes a CSV of n IDs and returns its path.
+func writeIDs(t *testing.T, dir, name string, n int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("message_id\n")
+	for i := range n {
+		fmt.Fprintf(&b, "%s-%06d\n", strings.TrimSuffix(name, ".csv"), i)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func openTestDB(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), path, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func queryInt(t *testing.T, db *store.DB, q string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func TestExitStatuses(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 5)
+	api := []string{"--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey}
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{"no command", nil, 2, "no command"},
+		{"unknown command", []string{"fetchh"}, 2, "unknown command"},
+		{"unknown flag", []string{"fetch", "--nope", ids}, 2, "nope"},
+		{"fetch without files", append([]string{"fetch"}, api...), 2, "no input FILE"},
+		{"fetch without credentials", []string{"fetch", "--api-url", srv.URL, ids}, 2, "no credentials"},
+		{"bad rate", append(append([]string{"fetch"}, api...), "--rate", "-1", ids), 2, "--rate"},
+		{"bad refresh", append(append([]string{"fetch"}, api...), "--refresh", "some", ids), 2, "--refresh"},
+		{"plain http to a remote host", []string{"fetch", "--api-url", "http://api.example.com", "--api-key", "k", ids}, 2, "https"},
+		{"missing input", append(append([]string{"fetch"}, api...), "nope.csv"), 1, "nope.csv"},
+		{"report on a missing database", []string{"report", "--db", "absent.duckdb"}, 1, "absent.duckdb"},
+		{"unknown report", []string{"report", "--db", "absent.duckdb", "nosuch"}, 2, "nosuch"},
+		{"bad format", []string{"report", "--format", "xml"}, 2, "xml"},
+		{"fetch ok", append(append([]string{"fetch", "--db", "ok.duckdb"}, api...), ids), 0, "fetch finished"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, dir, "", tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.inStderr) {
+				t.Errorf("batstat %v = exit %d, stderr:\n%s\nwant exit %d and %q in stderr", tt.args, r.code, r.stderr, tt.code, tt.inStderr)
+			}
+		})
+	}
+}
+
+func TestFetchAuthModes(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{APIKey: "k-123", Username: "ann", Password: "pw"})
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 20)
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte("k-123\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"header", []string{"--api-key", "k-123"}},
+		{"basic", []string{"--username", "ann", "--password", "pw"}},
+		{"key-password", []string{"--api-key", "k-123", "--auth", "key-password"}},
+		{"key file", []string{"--api-key-file", keyFile}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "b.duckdb")
+			args := append([]string{"fetch", "--db", db, "--api-url", srv.URL}, tt.args...)
+			r := runCLI(t, dir, "", append(args, ids)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if n := queryInt(t, openTestDB(t, db), "SELECT count(*) FROM status_checks"); n != 20 {
+				t.Errorf("status_checks = %d, want 20", n)
+			}
+		})
+	}
+}
+
+func TestFetchRejectedCredentials(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{APIKey: "right"})
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 3000)
+	start := time.Now()
+	r := runCLI(t, dir, "", "fetch", "--log-format", "json", "--rate", "0", "--api-url", srv.URL,
+		"--api-key", "Very-Secret-Key-42", ids)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", r.code, r.stderr)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("a rejected key took %v to stop the run", elapsed)
+	}
+	if !strings.Contains(r.stderr, "rejected the credentials") {
+		t.Errorf("stderr does not name the cause:\n%s", r.stderr)
+	}
+	if srv.Count() > 50 {
+		t.Errorf("%d requests after a 401, want the run stopped at once", srv.Count())
+	}
+	db := openTestDB(t, filepath.Join(dir, "batstat.duckdb"))
+	if n := queryInt(t, db, "SELECT count(*) FROM status_checks"); n != 0 {
+		t.Errorf("status_checks = %d from a run never authorised", n)
+	}
+	var dump string
+	if err := db.QueryRow(`SELECT string_agg(r::VARCHAR, '|') FROM runs r`).Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"stderr": r.stderr, "stdout": r.stdout, "runs": dump} {
+		if strings.Contains(text, "Very-Secret-Key-42") {
+			t.Errorf("the API key appears in %s", what)
+		}
+	}
+}
+
+func TestFetchPartialExitsThree(t *testing.T) {
+	opts := smsbattest.Options{Fault500: 1}
+	srv := smsbattest.NewServer(t, opts)
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 4)
+	r := runCLI(t, dir, "", "fetch", "--retries", "1", "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, ids)
+	if r.code != 3 {
+		t.Fatalf("exit %d, want 3; stderr:\n%s", r.code, r.stderr)
+	}
+	db := openTestDB(t, filepath.Join(dir, "batstat.duckdb"))
+	if n := queryInt(t, db, "SELECT count(*) FROM fetch_errors WHERE kind = 'server_error' AND attempts = 2"); n != 4 {
+		t.Errorf("fetch_errors = %d, want 4", n)
+	}
+	var outcome string
+	db.QueryRow("SELECT outcome FROM runs").Scan(&outcome)
+	if outcome != "partial" {
+		t.Errorf("outcome = %q, want partial", outcome)
+	}
+}
+
+// startFetch starts a slow fetch of n IDs in the background and returns it with its db path.
+func startFetch(t *testing.T, srvURL, dir string, n int, extra ...string) (*exec.Cmd, *bytes.Buffer, string) {
+	t.Helper()
+	ids := writeIDs(t, dir, "camp.csv", n)
+	db := filepath.Join(dir, "run.duckdb")
+	args := append([]string{"fetch", "--db", db, "--api-url", srvURL, "--api-key", smsbattest.DefaultAPIKey,
+		"--rate", "0", "--concurrency", "4"}, extra...)
+	cmd := exec.Command(binary, append(args, ids)...)
+	cmd.Dir = dir
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &errb, db
+}
+
+// waitRequests waits until the server has answered at least n requests.
+func waitRequests(t *testing.T, srv *smsbattest.Server, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("server saw only %d requests", srv.Count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSignalsFlushAndExit(t *testing.T) {
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			opts := smsbattest.DefaultOptions()
+			opts.Latency = 20 * time.Millisecond
+			srv := smsbattest.NewServer(t, opts)
+			dir := t.TempDir()
+			cmd, stderr, dbPath := startFetch(t, srv.URL, dir, 5000)
+			waitRequests(t, srv, 100)
+			cmd.Process.Signal(tt.sig)
+			err := cmd.Wait()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != tt.code {
+				t.Fatalf("exit %d (%v), want %d; stderr:\n%s", code, err, tt.code, stderr)
+			}
+			db := openTestDB(t, dbPath)
+			var outcome string
+			var answered int64
+			db.QueryRow("SELECT outcome, answered FROM runs").Scan(&outcome, &answered)
+			stored := queryInt(t, db, "SELECT count(*) FROM status_checks")
+			if outcome != "interrupted" || stored != answered || stored != srv.Count() || stored >= 5000 {
+				t.Errorf("run %s with %d answered, %d stored, %d served; want interrupted and every served answer stored",
+					outcome, answered, stored, srv.Count())
+			}
+		})
+	}
+}
+
+func TestKill9ThenResume(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.Latency = 5 * time.Millisecond
+	srv := smsbattest.NewServer(t, opts)
+	dir := t.TempDir()
+	cmd, _, dbPath := startFetch(t, srv.URL, dir, 6000)
+	waitRequests(t, srv, 1500)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	// The database opens, and holds whole batches only.
+	db := openTestDB(t, dbPath)
+	if n := queryInt(t, db, "SELECT count(*) FROM messages"); n != 6000 {
+		t.Errorf("messages after kill -9 = %d, want 6000 (loaded in one transaction)", n)
+	}
+	stored := queryInt(t, db, "SELECT count(*) FROM status_checks")
+	var answered int64
+	db.QueryRow("SELECT answered FROM runs").Scan(&answered)
+	if stored != answered {
+		t.Errorf("status_checks = %d but runs.answered = %d: counters and rows must commit together", stored, answered)
+	}
+	db.Close()
+
+	r := runCLI(t, dir, "", "fetch", "--db", dbPath, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey,
+		"--rate", "0", "--concurrency", "16", filepath.Join(dir, "camp.csv"))
+	if r.code != 0 {
+		t.Fatalf("resume exit %d: %s", r.code, r.stderr)
+	}
+	db = openTestDB(t, dbPath)
+	if n := queryInt(t, db, "SELECT count(*) FROM message_status WHERE deliverystatus IS NULL"); n != 0 {
+		t.Errorf("%d messages unanswered after the resume", n)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM (SELECT message_id FROM status_checks GROUP BY message_id, run_id HAVING count(*) > 1)"); n != 0 {
+		t.Errorf("%d messages answered twice within one run", n)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM runs WHERE run_id = 1 AND outcome = 'crashed'"); n != 1 {
+		t.Errorf("the killed run is not marked crashed")
+	}
+	// The resume asked again only what the killed run had not stored, plus pending ones.
+	var requested int64
+	db.QueryRow("SELECT requested FROM runs WHERE run_id = 2").Scan(&requested)
+	if requested >= 6000 {
+		t.Errorf("resume requested %d, want fewer than 6000", requested)
+	}
+}
+
+func TestSecondRunFailsWhileFirstRuns(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.Latency = 20 * time.Millisecond
+	srv := smsbattest.NewServer(t, opts)
+	dir := t.TempDir()
+	_, _, dbPath := startFetch(t, srv.URL, dir, 5000)
+	waitRequests(t, srv, 20)
+	start := time.Now()
+	r := runCLI(t, dir, "", "fetch", "--db", dbPath, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "camp.csv")
+	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") {
+		t.Errorf("second run = exit %d, stderr:\n%s\nwant exit 1 naming the lock", r.code, r.stderr)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("second run took %v to fail, want at once", d)
+	}
+}
+
+func TestDemoAndReportJSONColumns(t *testing.T) {
+	dir := t.TempDir()
+	r := runCLI(t, dir, "", "demo")
+	if r.code != 0 {
+		t.Fatalf("demo exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"delivery", "cost", "fallback", "delivery_rate", "spring-sale"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// A second demo replaces its own file.
+	if r := runCLI(t, dir, "", "demo"); r.code != 0 {
+		t.Fatalf("second demo exit %d: %s", r.code, r.stderr)
+	}
+	// It refuses to replace a file it did not make.
+	os.WriteFile(filepath.Join(dir, "mine.duckdb"), []byte("precious"), 0o644)
+	if r := runCLI(t, dir, "", "demo", "--db", "mine.duckdb"); r.code != 1 {
+		t.Errorf("demo over a foreign file = exit %d, want 1", r.code)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "mine.duckdb")); string(b) != "precious" {
+		t.Errorf("demo touched a file it did not make")
+	}
+
+	want := map[string][]string{
+		"delivery": {"campaign", "messages", "delivered", "undeliverable", "permanenterror", "scheduled", "processing", "not_found", "other", "unchecked", "delivery_rate"},
+		"cost":     {"campaign", "currency", "messages", "parts", "cost", "bill_amount", "cost_per_delivered"},
+		"fallback": {"campaign", "messages", "with_fallback", "fallback_used", "fallback_delivered", "fallback_rate"},
+		"channels": {"campaign", "channel", "status", "messages"},
+	}
+	for name, cols := range want {
+		r := runCLI(t, dir, "", "report", "--db", "batstat-demo.duckdb", "--format", "json", name)
+		if r.code != 0 {
+			t.Fatalf("report %s exit %d: %s", name, r.code, r.stderr)
+		}
+		var rows []json.RawMessage
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) == 0 {
+			t.Fatalf("report %s: not a non-empty JSON array (%v):\n%s", name, err, r.stdout)
+		}
+		dec := json.NewDecoder(bytes.NewReader(rows[0]))
+		dec.Token()
+		var got []string
+		for dec.More() {
+			tok, _ := dec.Token()
+			got = append(got, tok.(string))
+			var skip json.RawMessage
+			dec.Decode(&skip)
+		}
+		if !slices.Equal(got, cols) {
+			t.Errorf("report %s columns = %v, want %v", name, got, cols)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/batstat/batstat/report"
+)
+
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "format", Usage: "table, csv, json or markdown", Value: "table"},
+		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout"},
+	}
+}
+
+func reportCommand(e *env) *cli.Command {
+	flags := []cli.Flag{
+		dbFlag(),
+		&cli.StringSliceFlag{Name: "campaign", Usage: "only this campaign (repeatable)"},
+		&cli.StringFlag{Name: "since", Usage: "only messages sent (or first loaded) at or after `TIME` (RFC 3339 or YYYY-MM-DD)"},
+		&cli.StringFlag{Name: "until", Usage: "only messages sent (or first loaded) before `TIME`"},
+		&cli.BoolFlag{Name: "list", Usage: "list the reports with a one-line description"},
+		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
+	}
+	flags = append(flags, outputFlags()...)
+	flags = append(flags, resourceFlags()...)
+	return withUsageErrors(&cli.Command{
+		Name:      "report",
+		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
+		ArgsUsage: "[NAME...]",
+		Flags:     flags,
+		Action:    func(c *cli.Context) error { return runReport(c, e) },
+	})
+}
+
+func runReport(c *cli.Context, e *env) error {
+	defs, err := report.Defs(c.String("queries-dir"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("list") {
+		w, closeOut, err := output(c, e)
+		if err != nil {
+			return err
+		}
+		for _, d := range defs {
+			fmt.Fprintf(w, "%-12s %s\n", d.Name, d.Description)
+		}
+		return closeOut()
+	}
+	format, err := report.ParseFormat(c.String("format"))
+	if err != nil {
+		return &usageError{err}
+	}
+	filter := report.Filter{Campaigns: c.StringSlice("campaign")}
+	if filter.Since, err = parseTime("since", c.String("since")); err != nil {
+		return err
+	}
+	if filter.Until, err = parseTime("until", c.String("until")); err != nil {
+		return err
+	}
+	names := c.Args().Slice()
+	if len(names) == 0 {
+		names = report.DefaultNames()
+	}
+	var selected []report.Def
+	for _, n := range names {
+		d, err := findDef(defs, n)
+		if err != nil {
+			return err
+		}
+		selected = append(selected, d)
+	}
+	db, err := openDB(c, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var results []*report.Result
+	for _, d := range selected {
+		res, err := report.Run(c.Context, db.DB, d, filter)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	return render(c, e, format, results)
+}
+
+func queryCommand(e *env) *cli.Command {
+	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
+	flags = append(flags, resourceFlags()...)
+	return withUsageErrors(&cli.Command{
+		Name:      "query",
+		Usage:     "run ad-hoc SQL on a read-only connection",
+		ArgsUsage: "SQL (or - to read it from stdin)",
+		Flags:     flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("query: want exactly one SQL argument (quote it), or - for stdin")
+			}
+			q := c.Args().First()
+			if q == "-" {
+				b, err := io.ReadAll(e.stdin)
+				if err != nil {
+					return fmt.Errorf("query: read stdin: %w", err)
+				}
+				q = string(b)
+			}
+			if strings.TrimSpace(q) == "" {
+				return usagef("query: empty SQL")
+			}
+			format, err := report.ParseFormat(c.String("format"))
+			if err != nil {
+				return &usageError{err}
+			}
+			db, err := openDB(c, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := report.Query(c.Context, db.DB, q)
+			if err != nil {
+				return err
+			}
+			return render(c, e, format, []*report.Result{res})
+		},
+	})
+}
+
+func exportCommand(e *env) *cli.Command {
+	flags := []cli.Flag{
+		dbFlag(),
+		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited)", Value: "csv"},
+		&cli.StringFlag{Name: "output", Usage: "`PATH` to write (a directory with --partition-by)"},
+		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
+		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
+	}
+	flags = append(flags, resourceFlags()...)
+	return withUsageErrors(&cli.Command{
+		Name:      "export",
+		Usage:     "export a table, a view or a query to csv, parquet or json",
+		ArgsUsage: "[TABLE] (default message_status)",
+		Flags:     flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usagef("export: at most one TABLE")
+			}
+			opts := report.ExportOptions{
+				Table:       c.Args().First(),
+				Query:       c.String("query"),
+				Format:      c.String("format"),
+				Output:      c.String("output"),
+				PartitionBy: c.String("partition-by"),
+			}
+			if opts.Table != "" && opts.Query != "" {
+				return usagef("export: give a TABLE or --query, not both")
+			}
+			if opts.Table == "" && opts.Query == "" {
+				opts.Table = "message_status"
+			}
+			if opts.Output == "" {
+				return usagef("export: --output PATH is required")
+			}
+			db, err := openDB(c, true)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			n, err := report.Export(c.Context, db.DB, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "exported %d rows to %s\n", n, opts.Output)
+			return nil
+		},
+	})
+}
+
+// output returns where data goes: --output FILE or stdout. closeOut reports a failed write.
+func output(c *cli.Context, e *env) (io.Writer, func() error, error) {
+	path := c.String("output")
+	if path == "" || path == "-" {
+		return e.stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("output: %w", err)
+	}
+	return f, func() error {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("output %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}
+
+func render(c *cli.Context, e *env, format report.Format, results []*report.Result) error {
+	w, closeOut, err := output(c, e)
+	if err != nil {
+		return err
+	}
+	if err := report.Render(w, format, results); err != nil {
+		closeOut()
+		return err
+	}
+	return closeOut()
+}
+
+func parseTime(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or a date (2026-01-02)", flag, s)
+}
