@@ -202,10 +202,8 @@ func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Re
 		FROM (SELECT * FROM input_rows QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1) f
 		JOIN messages m ON m.message_id = f.message_id AND m.campaign = f.campaign
 		WHERE $1 OR f.message_id NOT IN (
-			SELECT message_id FROM status_checks
-			WHERE message_id IN (SELECT message_id FROM input_rows)
-			QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC, run_id DESC) = 1
-			      AND deliverystatus IN ('delivered', 'undeliverable', 'permanenterror'))
+			SELECT message_id FROM status_latest
+			WHERE deliverystatus IN ('delivered', 'undeliverable', 'permanenterror'))
 		ORDER BY f.seq`, cfg.Refresh == RefreshAll); err != nil {
 		return st, fmt.Errorf("select messages to ask: %w", err)
 	}

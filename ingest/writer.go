@@ -45,9 +45,16 @@ type writer struct {
 
 func newWriter(ctx context.Context, conn *sql.Conn, runID int64, stats *counters, cfg *Config) (*writer, error) {
 	w := &writer{conn: conn, runID: runID, stats: stats, cfg: cfg}
+	// Answers are appended to a staging table and moved with set-based SQL: the Appender
+	// converts each value once, and status_checks and status_latest are then filled by
+	// DuckDB's vectorised INSERT ... SELECT.
+	if _, err := conn.ExecContext(ctx,
+		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`); err != nil {
+		return nil, fmt.Errorf("create staging table: %w", err)
+	}
 	err := conn.Raw(func(dc any) error {
 		var err error
-		if w.checks, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "status_checks"); err != nil {
+		if w.checks, err = duckdb.NewAppender(dc.(driver.Conn), "temp", "main", "batch_checks"); err != nil {
 			return err
 		}
 		w.errs, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "fetch_errors")
@@ -135,6 +142,16 @@ func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
 	}
 	if err := errors.Join(w.checks.Flush(), w.errs.Flush()); err != nil {
 		return fmt.Errorf("store batch of %d answers: %w", len(batch), err)
+	}
+	for _, q := range []string{
+		`INSERT INTO status_checks SELECT * FROM batch_checks`,
+		`DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`,
+		`INSERT INTO status_latest SELECT * FROM batch_checks`,
+		`DELETE FROM batch_checks`,
+	} {
+		if _, err := w.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("store batch of %d answers: %w", len(batch), err)
+		}
 	}
 	s := w.stats.snapshot()
 	if _, err := w.conn.ExecContext(ctx, `

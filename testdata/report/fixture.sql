@@ -96,3 +96,8 @@ VALUES
     (1,    '2025-03-09 05:59:00+00', 'spring.csv', 13, 'spring', 'sp-01', 'duplicate id', 'sp-01,380500000001'),
     (2,    '2025-03-10 09:59:00+00', 'quiet.csv',   4, 'quiet',  NULL,    'empty id',     ','),
     (NULL, '2025-03-10 09:59:00+00', 'orphan.csv',  2, NULL,     NULL,    'no campaign',  'x');
+
+-- What the fetch writer maintains beside status_checks: the latest answer per message.
+INSERT INTO status_latest
+SELECT * FROM status_checks
+QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC, run_id DESC) = 1;
