@@ -107,12 +107,12 @@ func runDemo(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	selected, err := report.Select(defs, report.DefaultNames()...)
+	if err != nil {
+		return err
+	}
 	var results []*report.Result
-	for _, name := range report.DefaultNames() {
-		def, err := findDef(defs, name)
-		if err != nil {
-			return err
-		}
+	for _, def := range selected {
 		res, err := report.Run(ctx, db.DB, def, report.Filter{})
 		if err != nil {
 			return err
@@ -148,14 +148,4 @@ func removeDemoDB(ctx context.Context, path string) error {
 		}
 	}
 	return nil
-}
-
-// findDef returns the report definition called name.
-func findDef(defs []report.Def, name string) (report.Def, error) {
-	for _, d := range defs {
-		if d.Name == name {
-			return d, nil
-		}
-	}
-	return report.Def{}, usagef("unknown report %q (see batstat report --list)", name)
 }

@@ -69,13 +69,9 @@ func runReport(c *cli.Context, e *env) error {
 	if len(names) == 0 {
 		names = report.DefaultNames()
 	}
-	var selected []report.Def
-	for _, n := range names {
-		d, err := findDef(defs, n)
-		if err != nil {
-			return err
-		}
-		selected = append(selected, d)
+	selected, err := report.Select(defs, names...)
+	if err != nil {
+		return &usageError{err}
 	}
 	db, err := openDB(c, true)
 	if err != nil {
