@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mattn/go-runewidth"
+	"github.com/jedib0t/go-pretty/v6/table"
+	prettytext "github.com/jedib0t/go-pretty/v6/text"
 )
 
 // Format is an output format of Render.
@@ -150,106 +151,78 @@ func renderJSON(w io.Writer, results []*Result) error {
 	return enc.Encode(doc)
 }
 
-// renderTable renders one result as an aligned text table or a markdown pipe table.
-//
-// It is written here rather than with go-pretty: go-pretty's text package needs
-// golang.org/x/text, which go.mod/go.sum of this module do not provide, and the few rules
-// batstat needs (right-aligned numbers, a TOTAL row, display width of non-ASCII names via
-// go-runewidth) fit in this function.
+// renderTable renders one result as an aligned text table (go-pretty's StyleDefault: plain
+// ASCII, readable in a terminal and in a cron log) or a markdown pipe table, with a trailing
+// newline. Column names are printed as the SQL names them; numeric columns, their header
+// and their TOTAL cell are right-aligned, the others left-aligned, whatever the rows hold
+// (go-pretty would otherwise guess from the cells, and right-align every column of an empty
+// result).
 func renderTable(r *Result, markdown bool) (string, error) {
 	total, err := totalRow(r)
 	if err != nil {
 		return "", err
 	}
+	// One row per line: line breaks are shown escaped in a text table and as <br> in
+	// markdown, so go-pretty never splits a cell over several lines. A lone "\r" would make
+	// go-pretty drop what precedes it. go-pretty escapes "|" in markdown cells itself.
 	clean := strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`)
 	if markdown {
-		clean = strings.NewReplacer("|", `\|`, "\r", "", "\n", "<br>", "\t", " ")
+		clean = strings.NewReplacer("\r", "", "\n", "<br>", "\t", " ")
 	}
-	lines := [][]string{make([]string, len(r.Columns))}
-	for i, c := range r.Columns {
-		lines[0][i] = clean.Replace(c)
-	}
-	for _, row := range r.Rows {
-		cells := make([]string, len(row))
-		for i, v := range row {
-			cells[i] = clean.Replace(text(v, r.Types[i], true))
-		}
-		lines = append(lines, cells)
-	}
-	if total != nil {
-		lines = append(lines, total)
-	}
-	widths := make([]int, len(r.Columns))
-	for _, l := range lines {
-		for i, c := range l {
-			widths[i] = max(widths[i], runewidth.StringWidth(c))
-		}
-	}
-	if markdown {
-		for i := range widths {
-			widths[i] = max(widths[i], 4) // room for "---:"
-		}
-	}
-	right := make([]bool, len(r.Columns))
+	t := table.NewWriter()
+	t.SetStyle(table.StyleDefault)
+	t.Style().Format.Header = prettytext.FormatDefault
+	t.Style().Format.Footer = prettytext.FormatDefault
+	t.Style().Markdown.PadContent = true
+
+	configs := make([]table.ColumnConfig, len(r.Columns))
 	for i, typ := range r.Types {
-		right[i] = isNumeric(typ)
+		align := prettytext.AlignLeft
+		if isNumeric(typ) {
+			align = prettytext.AlignRight
+		}
+		configs[i] = table.ColumnConfig{Number: i + 1, Align: align, AlignHeader: align, AlignFooter: align}
+		if markdown {
+			configs[i].WidthMin = 3 // as wide as the "---" under it
+		}
+	}
+	cells := func(s []string) table.Row {
+		row := make(table.Row, len(s))
+		for i, c := range s {
+			c = clean.Replace(c)
+			// go-pretty measures a markdown cell before it escapes "|": widen the column
+			// by the escapes so that the pipes still line up.
+			if n := strings.Count(c, "|"); markdown && n > 0 {
+				configs[i].WidthMin = max(configs[i].WidthMin, prettytext.StringWidthWithoutEscSequences(c)+n)
+			}
+			row[i] = c
+		}
+		return row
 	}
 
-	var b strings.Builder
-	rule := func() {
-		b.WriteByte('+')
-		for _, w := range widths {
-			b.WriteString(strings.Repeat("-", w+2))
-			b.WriteByte('+')
+	t.AppendHeader(cells(r.Columns))
+	rows := make([]table.Row, len(r.Rows))
+	for j, row := range r.Rows {
+		s := make([]string, len(row))
+		for i, v := range row {
+			s[i] = text(v, r.Types[i], true)
 		}
-		b.WriteByte('\n')
+		rows[j] = cells(s)
 	}
-	line := func(cells []string) {
-		b.WriteByte('|')
-		for i, c := range cells {
-			pad := strings.Repeat(" ", widths[i]-runewidth.StringWidth(c))
-			if right[i] {
-				c = pad + c
-			} else {
-				c += pad
-			}
-			b.WriteString(" " + c + " |")
-		}
-		b.WriteByte('\n')
-	}
-	if markdown {
-		line(lines[0])
-		b.WriteByte('|')
-		for i, w := range widths {
-			if right[i] {
-				b.WriteString(" " + strings.Repeat("-", w-1) + ": |")
-			} else {
-				b.WriteString(" " + strings.Repeat("-", w) + " |")
-			}
-		}
-		b.WriteByte('\n')
-		for _, l := range lines[1:] {
-			line(l)
-		}
-		return b.String(), nil
-	}
-	rule()
-	line(lines[0])
-	rule()
-	for _, l := range lines[1 : len(lines)-btoi(total != nil)] {
-		line(l)
-	}
+	t.AppendRows(rows)
 	if total != nil {
-		rule()
-		line(total)
+		t.AppendFooter(cells(total))
 	}
-	rule()
-	return b.String(), nil
-}
+	t.SetColumnConfigs(configs)
 
-func btoi(b bool) int {
-	if b {
-		return 1
+	var out string
+	if markdown {
+		out = t.RenderMarkdown()
+	} else {
+		out = t.Render()
 	}
-	return 0
+	if out == "" {
+		return "", nil
+	}
+	return out + "\n", nil
 }
