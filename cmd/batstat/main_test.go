@@ -369,6 +369,20 @@ func TestDemoAndReportJSONColumns(t *testing.T) {
 		t.Errorf("demo touched a file it did not make")
 	}
 
+	// query is read-only; export writes a Parquet file and the database is unchanged.
+	if r := runCLI(t, dir, "", "query", "--db", "batstat-demo.duckdb", "DELETE FROM messages"); r.code != 1 || !strings.Contains(r.stderr, "read-only") {
+		t.Errorf("a writing query = exit %d, stderr %q; want 1 and read-only", r.code, r.stderr)
+	}
+	if r := runCLI(t, dir, "SELECT count(*) AS n FROM messages", "query", "--db", "batstat-demo.duckdb", "--format", "csv", "-"); r.code != 0 || r.stdout != "n\n3000\n" {
+		t.Errorf("query from stdin = exit %d, stdout %q, stderr %q; want n=3000", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, dir, "", "export", "--db", "batstat-demo.duckdb", "--format", "parquet", "--output", "ms.parquet"); r.code != 0 || !strings.Contains(r.stderr, "exported 3000 rows") {
+		t.Errorf("export = exit %d, stderr %q", r.code, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "ms.parquet")); err != nil || fi.Size() == 0 {
+		t.Errorf("export wrote no parquet file: %v", err)
+	}
+
 	want := map[string][]string{
 		"delivery": {"campaign", "messages", "delivered", "undeliverable", "permanenterror", "scheduled", "processing", "not_found", "other", "unchecked", "delivery_rate"},
 		"cost":     {"campaign", "currency", "messages", "parts", "cost", "bill_amount", "cost_per_delivered"},

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/batstat/batstat/report"
+	"github.com/batstat/batstat/store"
 )
 
 func outputFlags() []cli.Flag {
@@ -54,10 +55,6 @@ func runReport(c *cli.Context, e *env) error {
 		}
 		return closeOut()
 	}
-	format, err := report.ParseFormat(c.String("format"))
-	if err != nil {
-		return &usageError{err}
-	}
 	filter := report.Filter{Campaigns: c.StringSlice("campaign")}
 	if filter.Since, err = parseTime("since", c.String("since")); err != nil {
 		return err
@@ -73,20 +70,17 @@ func runReport(c *cli.Context, e *env) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	db, err := openDB(c, true)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var results []*report.Result
-	for _, d := range selected {
-		res, err := report.Run(c.Context, db.DB, d, filter)
-		if err != nil {
-			return err
+	return readAndRender(c, e, func(db *store.DB) ([]*report.Result, error) {
+		var results []*report.Result
+		for _, d := range selected {
+			res, err := report.Run(c.Context, db.DB, d, filter)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, res)
 		}
-		results = append(results, res)
-	}
-	return render(c, e, format, results)
+		return results, nil
+	})
 }
 
 func queryCommand(e *env) *cli.Command {
@@ -112,20 +106,13 @@ func queryCommand(e *env) *cli.Command {
 			if strings.TrimSpace(q) == "" {
 				return usagef("query: empty SQL")
 			}
-			format, err := report.ParseFormat(c.String("format"))
-			if err != nil {
-				return &usageError{err}
-			}
-			db, err := openDB(c, true)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			res, err := report.Query(c.Context, db.DB, q)
-			if err != nil {
-				return err
-			}
-			return render(c, e, format, []*report.Result{res})
+			return readAndRender(c, e, func(db *store.DB) ([]*report.Result, error) {
+				res, err := report.Query(c.Context, db.DB, q)
+				if err != nil {
+					return nil, err
+				}
+				return []*report.Result{res}, nil
+			})
 		},
 	})
 }
@@ -197,7 +184,22 @@ func output(c *cli.Context, e *env) (io.Writer, func() error, error) {
 	}, nil
 }
 
-func render(c *cli.Context, e *env, format report.Format, results []*report.Result) error {
+// readAndRender checks --format, opens --db read-only, lets produce compute the results
+// and renders them to --output or stdout.
+func readAndRender(c *cli.Context, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
+	format, err := report.ParseFormat(c.String("format"))
+	if err != nil {
+		return &usageError{err}
+	}
+	db, err := openDB(c, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	results, err := produce(db)
+	if err != nil {
+		return err
+	}
 	w, closeOut, err := output(c, e)
 	if err != nil {
 		return err
