@@ -241,6 +241,10 @@ func runBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
+	urls := make([]string, len(ids))
+	for i, id := range ids {
+		urls[i] = client.URL(id)
+	}
 	ctx := context.Background()
 	var next atomic.Int64
 	var failed atomic.Value
@@ -261,7 +265,7 @@ func runBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
 						err = nil
 					}
 				} else {
-					err = bareGet(ctx, hc, client.URL(ids[i]))
+					err = bareGet(ctx, hc, urls[i])
 				}
 				if err != nil {
 					failed.CompareAndSwap(nil, err)
