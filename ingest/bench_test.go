@@ -46,7 +46,7 @@ const (
 	writerBatch    = 5_000 // Config.BatchSize's default
 )
 
-func skipShort(b *testing.B) {
+func benchSkipShort(b *testing.B) {
 	b.Helper()
 	if testing.Short() {
 		b.Skip("benchmark skipped in -short mode")
@@ -56,9 +56,9 @@ func skipShort(b *testing.B) {
 // benchID is the n-th message ID of every benchmark: the shape of a provider's ID.
 func benchID(i int) string { return fmt.Sprintf("msg-%09d-7f3a9c", i) }
 
-// writeCSV writes an export of n messages as people have them (ID, campaign, phone, send
+// benchWriteCSV writes an export of n messages as people have them (ID, campaign, phone, send
 // time) into dir and returns its path and the IDs in file order.
-func writeCSV(b *testing.B, dir string, n int) (string, []string) {
+func benchWriteCSV(b *testing.B, dir string, n int) (string, []string) {
 	b.Helper()
 	name := filepath.Join(dir, "ids.csv")
 	f, err := os.Create(name)
@@ -100,12 +100,12 @@ func newBenchServer(opts smsbattest.Options) *benchServer {
 // the part of Fetch before the first request (CSV read, staging, merge, todo table);
 // close-ms is the checkpoint on close.
 func BenchmarkFetchEndToEnd(b *testing.B) {
-	skipShort(b)
-	input, _ := writeCSV(b, b.TempDir(), e2eMessages)
-	var r fetchRun
+	benchSkipShort(b)
+	input, _ := benchWriteCSV(b, b.TempDir(), e2eMessages)
+	var r benchFetchRun
 	for b.Loop() {
 		b.StopTimer()
-		r.add(runFetchOnce(b, input, r.iters))
+		r.add(benchFetchOnce(b, input, r.iters))
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(r.stored)/r.fetch.Seconds(), "statuses/s")
@@ -113,14 +113,14 @@ func BenchmarkFetchEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(r.closing.Milliseconds())/float64(r.iters), "close-ms")
 }
 
-// fetchRun adds up the iterations of BenchmarkFetchEndToEnd.
-type fetchRun struct {
+// benchFetchRun adds up the iterations of BenchmarkFetchEndToEnd.
+type benchFetchRun struct {
 	iters                int
 	fetch, load, closing time.Duration
 	stored               int64
 }
 
-func (r *fetchRun) add(o fetchRun) {
+func (r *benchFetchRun) add(o benchFetchRun) {
 	r.iters++
 	r.fetch += o.fetch
 	r.load += o.load
@@ -128,26 +128,26 @@ func (r *fetchRun) add(o fetchRun) {
 	r.stored += o.stored
 }
 
-// phaseLog is a slog.Handler that notes when Fetch logs "inputs loaded", the end of its
+// benchPhaseLog is a slog.Handler that notes when Fetch logs "inputs loaded", the end of its
 // load phase.
-type phaseLog struct{ loaded atomic.Int64 } // unix nanoseconds
+type benchPhaseLog struct{ loaded atomic.Int64 } // unix nanoseconds
 
-func (p *phaseLog) Enabled(context.Context, slog.Level) bool { return true }
+func (p *benchPhaseLog) Enabled(context.Context, slog.Level) bool { return true }
 
-func (p *phaseLog) Handle(_ context.Context, r slog.Record) error {
+func (p *benchPhaseLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == "inputs loaded" {
 		p.loaded.Store(r.Time.UnixNano())
 	}
 	return nil
 }
 
-func (p *phaseLog) WithAttrs([]slog.Attr) slog.Handler { return p }
-func (p *phaseLog) WithGroup(string) slog.Handler      { return p }
+func (p *benchPhaseLog) WithAttrs([]slog.Attr) slog.Handler { return p }
+func (p *benchPhaseLog) WithGroup(string) slog.Handler      { return p }
 
-// runFetchOnce runs one Fetch of input against a fresh server and database and returns the
+// benchFetchOnce runs one Fetch of input against a fresh server and database and returns the
 // time Fetch took, of which its load phase, the time closing the database took and the
 // answers stored. It runs with the benchmark timer stopped and starts it around Fetch only.
-func runFetchOnce(b *testing.B, input string, iter int) fetchRun {
+func benchFetchOnce(b *testing.B, input string, iter int) benchFetchRun {
 	b.Helper()
 	srv := newBenchServer(smsbattest.DefaultOptions())
 	defer srv.Close()
@@ -163,13 +163,13 @@ func runFetchOnce(b *testing.B, input string, iter int) fetchRun {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	phases := &phaseLog{}
+	phases := &benchPhaseLog{}
 	cfg := Config{
 		Client: client, APIURL: srv.URL, Inputs: []string{input},
 		Concurrency: e2eConcurrency, Rate: 0, Retries: 5, Timeout: 10 * time.Second,
 		Logger: slog.New(phases),
 	}
-	var r fetchRun
+	var r benchFetchRun
 	b.StartTimer()
 	start := time.Now()
 	sum, err := Fetch(ctx, db, cfg)
@@ -196,7 +196,7 @@ func runFetchOnce(b *testing.B, input string, iter int) fetchRun {
 // same IDs, the same concurrency and the same keep-alive tuned client, but goroutines doing
 // nothing but GET + io.ReadAll.
 func BenchmarkBareHTTPLoop(b *testing.B) {
-	skipShort(b)
+	benchSkipShort(b)
 	ids := make([]string, e2eMessages)
 	for i := range ids {
 		ids[i] = benchID(i)
@@ -204,7 +204,7 @@ func BenchmarkBareHTTPLoop(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		total += runBareOnce(b, ids, false)
+		total += benchBareOnce(b, ids, false)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(e2eMessages*b.N)/total.Seconds(), "statuses/s")
@@ -214,7 +214,7 @@ func BenchmarkBareHTTPLoop(b *testing.B) {
 // (URL building, headers, body limit, JSON decoding). What Fetch loses against it is the
 // pipeline's own cost (load, pool, limiter, writer).
 func BenchmarkClientLoop(b *testing.B) {
-	skipShort(b)
+	benchSkipShort(b)
 	ids := make([]string, e2eMessages)
 	for i := range ids {
 		ids[i] = benchID(i)
@@ -222,16 +222,16 @@ func BenchmarkClientLoop(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		total += runBareOnce(b, ids, true)
+		total += benchBareOnce(b, ids, true)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(e2eMessages*b.N)/total.Seconds(), "statuses/s")
 }
 
-// runBareOnce asks for every ID with e2eConcurrency goroutines against a fresh server and
+// benchBareOnce asks for every ID with e2eConcurrency goroutines against a fresh server and
 // returns the time taken, the benchmark timer running only meanwhile. viaClient uses
 // smsbat.Client.Status instead of raw GETs.
-func runBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
+func benchBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
 	b.Helper()
 	srv := newBenchServer(smsbattest.DefaultOptions())
 	defer srv.Close()
@@ -265,7 +265,7 @@ func runBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
 						err = nil
 					}
 				} else {
-					err = bareGet(ctx, hc, urls[i])
+					err = benchBareGet(ctx, hc, urls[i])
 				}
 				if err != nil {
 					failed.CompareAndSwap(nil, err)
@@ -283,7 +283,7 @@ func runBareOnce(b *testing.B, ids []string, viaClient bool) time.Duration {
 	return d
 }
 
-func bareGet(ctx context.Context, hc *http.Client, url string) error {
+func benchBareGet(ctx context.Context, hc *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -304,15 +304,15 @@ func bareGet(ctx context.Context, hc *http.Client, url string) error {
 // ---------------------------------------------------------------------------------------
 // Target 2: with 50 ms of server latency and Rate 200 (default burst), achieve ≥ 97%.
 
-// startRecorder wraps an http.RoundTripper and notes when each request starts: the token
+// benchStartRecorder wraps an http.RoundTripper and notes when each request starts: the token
 // bucket governs starts, so that is where its rate shows.
-type startRecorder struct {
+type benchStartRecorder struct {
 	next   http.RoundTripper
 	mu     sync.Mutex
 	starts []time.Time
 }
 
-func (r *startRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+func (r *benchStartRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	t := time.Now()
 	r.mu.Lock()
 	r.starts = append(r.starts, t)
@@ -328,8 +328,8 @@ func (r *startRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 //	steady/200   the ratio the target is about (≥ 0.97)
 //	max-1s-reqs  most request starts in any sliding second (the bucket allows rate + burst)
 func BenchmarkFetchRateLimited(b *testing.B) {
-	skipShort(b)
-	input, _ := writeCSV(b, b.TempDir(), rateMessages)
+	benchSkipShort(b)
+	input, _ := benchWriteCSV(b, b.TempDir(), rateMessages)
 	var wall time.Duration
 	var requests int64
 	var steady, maxWindow []float64
@@ -339,7 +339,7 @@ func BenchmarkFetchRateLimited(b *testing.B) {
 		opts := smsbattest.DefaultOptions()
 		opts.Latency = rateLatency
 		srv := newBenchServer(opts)
-		rec := &startRecorder{}
+		rec := &benchStartRecorder{}
 		hc := smsbat.NewHTTPClient(10*time.Second, rateConcurrency)
 		rec.next = hc.Transport
 		hc.Transport = rec
@@ -369,7 +369,7 @@ func BenchmarkFetchRateLimited(b *testing.B) {
 			b.Fatalf("Fetch summary %+v: want ok with %d answered", sum, rateMessages)
 		}
 		requests += sum.Requests
-		s, m := startRates(rec.starts)
+		s, m := benchStartRates(rec.starts)
 		steady = append(steady, s)
 		maxWindow = append(maxWindow, float64(m))
 		db.Close()
@@ -378,14 +378,14 @@ func BenchmarkFetchRateLimited(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(requests)/wall.Seconds(), "req/s")
-	b.ReportMetric(median(steady), "steady-req/s")
-	b.ReportMetric(median(steady)/rateTarget, "steady/200")
-	b.ReportMetric(median(maxWindow), "max-1s-reqs")
+	b.ReportMetric(benchMedian(steady), "steady-req/s")
+	b.ReportMetric(benchMedian(steady)/rateTarget, "steady/200")
+	b.ReportMetric(benchMedian(maxWindow), "max-1s-reqs")
 }
 
-// startRates returns the rate of request starts after the first second (past the burst)
+// benchStartRates returns the rate of request starts after the first second (past the burst)
 // and the largest number of starts in any one-second window.
-func startRates(starts []time.Time) (steady float64, maxIn1s int) {
+func benchStartRates(starts []time.Time) (steady float64, maxIn1s int) {
 	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
 	if len(starts) < 2 {
 		return 0, len(starts)
@@ -412,7 +412,7 @@ func startRates(starts []time.Time) (steady float64, maxIn1s int) {
 	return steady, maxIn1s
 }
 
-func median(v []float64) float64 {
+func benchMedian(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
@@ -474,7 +474,7 @@ func BenchmarkWriter(b *testing.B) {
 		{"all-extended", 1.0, 0}, // every answer extended: the widest rows
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			skipShort(b)
+			benchSkipShort(b)
 			outs := benchOutcomes(writerOutcomes, c.extended, c.failEvery)
 			var body int64
 			for i := range outs {
