@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -146,7 +145,7 @@ func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
 	for _, q := range []string{
 		`INSERT INTO status_checks SELECT * FROM batch_checks`,
 		`DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`,
-		`INSERT INTO status_latest SELECT * FROM batch_checks`,
+		`INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`,
 		`DELETE FROM batch_checks`,
 	} {
 		if _, err := w.conn.ExecContext(ctx, q); err != nil {
@@ -207,15 +206,11 @@ func nullInt(v int) driver.Value {
 	return int32(v)
 }
 
-// jsonOrNull encodes v as a JSON column value; json.RawMessage is stored as the JSON it is,
-// where a string would be stored double-encoded.
+// jsonOrNull is a JSON column value: the Appender JSON-encodes a slice or map itself (a Go
+// string would be stored double-encoded), so v is passed as it is, or NULL when absent.
 func jsonOrNull(v any, absent bool) driver.Value {
 	if absent {
 		return nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return json.RawMessage(b)
+	return v
 }

@@ -89,7 +89,7 @@ func generateBenchDB(ctx context.Context, db *sql.DB, messages, checks int) erro
 		        ['rate_limited', 'server_error', 'network'][1 + i % 3], NULL, 'bench error', NULL
 		 FROM range(1000) t(i)`,
 		// The fetch writer keeps status_latest beside status_checks; generate it the same way.
-		`INSERT INTO status_latest SELECT * FROM status_checks
+		`INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks
 		 QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC, run_id DESC) = 1`,
 	}
 	for _, s := range stmts {
