@@ -382,6 +382,10 @@ func TestDemoAndReportJSONColumns(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "ms.parquet")); err != nil || fi.Size() == 0 {
 		t.Errorf("export wrote no parquet file: %v", err)
 	}
+	r = runCLI(t, dir, "", "export", "--db", "batstat-demo.duckdb", "--query", "SELECT campaign, count(*) AS n FROM messages GROUP BY ALL ORDER BY 1")
+	if want := "campaign,n\norder-updates,300\notp-codes,700\nspring-sale,1200\nviber-promo,800\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("export to stdout = exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
+	}
 
 	want := map[string][]string{
 		"delivery": {"campaign", "messages", "delivered", "undeliverable", "permanenterror", "scheduled", "processing", "not_found", "other", "unchecked", "delivery_rate"},

@@ -120,8 +120,8 @@ func queryCommand(e *env) *cli.Command {
 func exportCommand(e *env) *cli.Command {
 	flags := []cli.Flag{
 		dbFlag(),
-		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited)", Value: "csv"},
-		&cli.StringFlag{Name: "output", Usage: "`PATH` to write (a directory with --partition-by)"},
+		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension, else csv)"},
+		&cli.StringFlag{Name: "output", Usage: "`PATH` to write (a directory with --partition-by; default: stdout)"},
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
 		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
 	}
@@ -148,8 +148,8 @@ func exportCommand(e *env) *cli.Command {
 			if opts.Table == "" && opts.Query == "" {
 				opts.Table = "message_status"
 			}
-			if opts.Output == "" {
-				return usagef("export: --output PATH is required")
+			if opts.Output == "" || opts.Output == "-" {
+				opts.Output, opts.Stdout = "-", e.stdout
 			}
 			db, err := openDB(c, true)
 			if err != nil {
@@ -160,7 +160,11 @@ func exportCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "exported %d rows to %s\n", n, opts.Output)
+			to := opts.Output
+			if to == "-" {
+				to = "stdout"
+			}
+			fmt.Fprintf(e.stderr, "exported %d rows to %s\n", n, to)
 			return nil
 		},
 	})
