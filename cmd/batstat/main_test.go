@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -414,5 +415,38 @@ func TestDemoAndReportJSONColumns(t *testing.T) {
 		if !slices.Equal(got, cols) {
 			t.Errorf("report %s columns = %v, want %v", name, got, cols)
 		}
+	}
+}
+
+func TestFetchGlobGzipAndStdin(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "sent"), 0o755)
+	writeIDs(t, filepath.Join(dir, "sent"), "alpha.csv", 3)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("Message ID;Phone\r\nbeta-1;380500000001\r\nbeta-2;380500000002\r\n"))
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "sent", "beta.csv.gz"), gz.Bytes(), 0o644)
+	r := runCLI(t, dir, "gamma-1\ngamma-2\n", "fetch", "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey,
+		"--rate", "0", "sent/*", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	db := openTestDB(t, filepath.Join(dir, "batstat.duckdb"))
+	rows, err := db.Query(`SELECT campaign, count(*), count(recipient) FROM message_status WHERE deliverystatus IS NOT NULL GROUP BY ALL ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var c string
+		var n, withPhone int
+		rows.Scan(&c, &n, &withPhone)
+		got = append(got, fmt.Sprintf("%s:%d:%d", c, n, withPhone))
+	}
+	if want := []string{"alpha:3:0", "beta:2:2", "stdin:2:0"}; !slices.Equal(got, want) {
+		t.Errorf("campaigns answered = %v, want %v", got, want)
 	}
 }
