@@ -153,7 +153,7 @@ func TestFetchAuthModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "b.duckdb")
-			args := append([]string{"fetch", "--db", db, "--api-url", srv.URL}, tt.args...)
+			args := append([]string{"fetch", "--db", db, "--rate", "0", "--api-url", srv.URL}, tt.args...)
 			r := runCLI(t, dir, "", append(args, ids)...)
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -448,5 +448,44 @@ func TestFetchGlobGzipAndStdin(t *testing.T) {
 	}
 	if want := []string{"alpha:3:0", "beta:2:2", "stdin:2:0"}; !slices.Equal(got, want) {
 		t.Errorf("campaigns answered = %v, want %v", got, want)
+	}
+}
+
+func TestFetchAgainstMockServerCommand(t *testing.T) {
+	dir := t.TempDir()
+	srv := exec.Command(binary, "mock-server", "--listen", "127.0.0.1:0", "--api-key", "k-1", "--username", "u", "--password", "p")
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() })
+	line := make([]byte, 256)
+	n, _ := stderr.Read(line)
+	_, rest, ok := strings.Cut(string(line[:n]), "listening on ")
+	url, _, _ := strings.Cut(rest, " ")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("mock-server said %q", line[:n])
+	}
+	ids := writeIDs(t, dir, "camp.csv", 30)
+	for _, auth := range [][]string{
+		{"--api-key", "k-1"},
+		{"--username", "u", "--password", "p"},
+		{"--api-key", "k-1", "--auth", "key-password"},
+	} {
+		db := filepath.Join(t.TempDir(), "m.duckdb")
+		args := append([]string{"fetch", "--db", db, "--rate", "0", "--api-url", url}, auth...)
+		if r := runCLI(t, dir, "", append(args, ids)...); r.code != 0 {
+			t.Errorf("fetch %v against mock-server = exit %d: %s", auth, r.code, r.stderr)
+			continue
+		}
+		if n := queryInt(t, openTestDB(t, db), "SELECT count(*) FROM status_checks"); n != 30 {
+			t.Errorf("fetch %v: %d answers, want 30", auth, n)
+		}
+	}
+	if r := runCLI(t, dir, "", "fetch", "--db", "bad.duckdb", "--api-url", url, "--api-key", "wrong", ids); r.code != 1 {
+		t.Errorf("a wrong key against mock-server = exit %d, want 1", r.code)
 	}
 }
