@@ -195,25 +195,15 @@ func benchFetchOnce(b *testing.B, input string, iter int) benchFetchRun {
 // BenchmarkBareHTTPLoop is the yardstick of BenchmarkFetchEndToEnd: the same server, the
 // same IDs, the same concurrency and the same keep-alive tuned client, but goroutines doing
 // nothing but GET + io.ReadAll.
-func BenchmarkBareHTTPLoop(b *testing.B) {
-	benchSkipShort(b)
-	ids := make([]string, e2eMessages)
-	for i := range ids {
-		ids[i] = benchID(i)
-	}
-	var total time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		total += benchBareOnce(b, ids, false)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(e2eMessages*b.N)/total.Seconds(), "statuses/s")
-}
+func BenchmarkBareHTTPLoop(b *testing.B) { benchLoop(b, false) }
 
 // BenchmarkClientLoop sits between the two: the bare loop, but through smsbat.Client.Status
 // (URL building, headers, body limit, JSON decoding). What Fetch loses against it is the
 // pipeline's own cost (load, pool, limiter, writer).
-func BenchmarkClientLoop(b *testing.B) {
+func BenchmarkClientLoop(b *testing.B) { benchLoop(b, true) }
+
+// benchLoop runs benchBareOnce over e2eMessages IDs and reports statuses/s.
+func benchLoop(b *testing.B, viaClient bool) {
 	benchSkipShort(b)
 	ids := make([]string, e2eMessages)
 	for i := range ids {
@@ -222,7 +212,7 @@ func BenchmarkClientLoop(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		total += benchBareOnce(b, ids, true)
+		total += benchBareOnce(b, ids, viaClient)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(e2eMessages*b.N)/total.Seconds(), "statuses/s")
