@@ -57,6 +57,10 @@ type Config struct {
 	// Backoff shapes the wait between attempts of one message (zero values get defaults).
 	BackoffInitial, BackoffMax time.Duration
 
+	// LoadChunk is how many input rows are staged and committed at a time (default
+	// 100,000): it bounds the memory a load takes, whatever the size of its inputs.
+	LoadChunk int
+
 	// BatchSize and FlushEvery bound how many answers wait in memory before a commit.
 	BatchSize  int
 	FlushEvery time.Duration
@@ -105,6 +109,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 30 * time.Second
+	}
+	if c.LoadChunk <= 0 {
+		c.LoadChunk = 100_000
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 5000

@@ -3,6 +3,8 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,13 +24,22 @@ func writeFile(t *testing.T, dir, name, text string) string {
 	return p
 }
 
+// The result of a load does not depend on how its rows fall into chunks: every chunk size,
+// down to one row, settles duplicates and conflicts as one whole load does.
 func TestLoadDeduplicatesAndRejectsCampaignConflicts(t *testing.T) {
+	for _, chunk := range []int{0, 1, 2, 3} {
+		t.Run(fmt.Sprintf("chunk-%d", chunk), func(t *testing.T) { testLoadDeduplicates(t, chunk) })
+	}
+}
+
+func testLoadDeduplicates(t *testing.T, chunk int) {
 	f := newFixture(t, smsbattest.Options{}, 0)
 	dir := t.TempDir()
 	a := writeFile(t, dir, "a.csv", "message_id,campaign\n  id-1 ,spring\nid-2,spring\nid-1,spring\nid-3,spring\n,spring\n")
-	b := writeFile(t, dir, "b.csv", "message_id,campaign\nid-2,summer\nid-4,summer\n")
+	b := writeFile(t, dir, "b.csv", "message_id,campaign\nid-2,summer\nid-4,summer\nid-1,spring\n")
 	cfg := f.config(t)
 	cfg.Inputs = []string{a, b}
+	cfg.LoadChunk = chunk
 	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +53,15 @@ func TestLoadDeduplicatesAndRejectsCampaignConflicts(t *testing.T) {
 	if err := f.db.QueryRow(`SELECT reason, file, line FROM rejected_rows WHERE message_id = 'id-2'`).Scan(&reason, &file, &line); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(reason, `"spring"`) || !strings.Contains(reason, `"summer"`) || file != b || line != 2 {
-		t.Errorf("conflict row = %q at %s:%d, want both campaign names at %s:2", reason, file, line, b)
+	if !strings.Contains(reason, `"spring"`) || !strings.Contains(reason, `"summer"`) ||
+		!strings.Contains(reason, a+" line 3") || file != b || line != 2 {
+		t.Errorf("conflict row = %q at %s:%d, want both campaign names and the owner's line at %s:2", reason, file, line, b)
+	}
+	if f.srv.Count() != 4 || f.srv.CountFor("id-1") != 1 {
+		t.Errorf("%d requests, %d for id-1; want 4, one per message", f.srv.Count(), f.srv.CountFor("id-1"))
+	}
+	if n := count(t, f.db, `SELECT count(*) - count(DISTINCT message_id) FROM messages`); n != 0 {
+		t.Errorf("messages holds %d duplicate IDs", n)
 	}
 	if n := count(t, f.db, `SELECT count(*) FROM rejected_rows WHERE file = ? AND line = 6`, a); n != 1 {
 		t.Errorf("the empty ID on line 6 was not rejected")
@@ -67,11 +85,20 @@ func TestLoadDeduplicatesAndRejectsCampaignConflicts(t *testing.T) {
 }
 
 func TestStrictFailsBeforeAnyRequest(t *testing.T) {
+	for _, chunk := range []int{0, 1} {
+		t.Run(fmt.Sprintf("chunk-%d", chunk), func(t *testing.T) { testStrict(t, chunk) })
+	}
+}
+
+// testStrict: with chunks of one row, id-1 is committed before the bad row is read; the
+// strict run must still end with no message of its own.
+func testStrict(t *testing.T, chunk int) {
 	f := newFixture(t, smsbattest.Options{}, 0)
 	in := writeFile(t, t.TempDir(), "a.csv", "message_id\nid-1\nid\x07bad\nid-3\n")
 	cfg := f.config(t)
 	cfg.Inputs = []string{in}
 	cfg.Strict = true
+	cfg.LoadChunk = chunk
 	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 	var se *ingest.StrictError
 	if !errors.As(err, &se) || se.Rejected != 1 {
@@ -88,6 +115,86 @@ func TestStrictFailsBeforeAnyRequest(t *testing.T) {
 	}
 	if sum.Outcome != ingest.OutcomeFailed {
 		t.Errorf("outcome = %s, want failed", sum.Outcome)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM runs WHERE loading`); n != 0 {
+		t.Errorf("%d runs left loading", n)
+	}
+}
+
+// A load that stops half-way (here: interrupted after its first chunks are committed) takes
+// back the messages it added, so the next run loads the whole file.
+func TestInterruptedLoadLeavesNoMessages(t *testing.T) {
+	f := newFixture(t, smsbattest.Options{}, 0)
+	var b strings.Builder
+	b.WriteString("message_id,campaign\n")
+	for i := range 20_000 {
+		fmt.Fprintf(&b, "id-%05d,spring\n", i)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	cfg := f.config(t)
+	cfg.Inputs = []string{"-"}
+	cfg.LoadChunk = 1000
+	// The interrupt arrives 200 kB into the 300 kB input, well past the reader's first
+	// buffer: a dozen chunks are committed by then.
+	cfg.Stdin = &cancelAfter{r: strings.NewReader(b.String()), n: 200_000, cancel: func() { cancel(errors.New("interrupt")) }}
+	sum, err := ingest.Fetch(ctx, f.db, cfg)
+	if err == nil || sum == nil || sum.Outcome != ingest.OutcomeInterrupted {
+		t.Fatalf("Fetch = %+v, %v; want an interrupted run", sum, err)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM messages`); n != 0 {
+		t.Errorf("an interrupted load left %d messages", n)
+	}
+	if f.srv.Count() != 0 {
+		t.Errorf("%d requests sent by a run interrupted while loading", f.srv.Count())
+	}
+	cfg.Stdin = strings.NewReader(b.String())
+	if sum, err = ingest.Fetch(context.Background(), f.db, cfg); err != nil || sum.NewMessages != 20_000 || sum.Answered != 20_000 {
+		t.Errorf("the next run = %+v, %v; want 20000 new messages answered", sum, err)
+	}
+}
+
+// cancelAfter reads r and calls cancel once n bytes have been read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+	}
+	p = p[:min(len(p), max(c.n, 1))]
+	k, err := c.r.Read(p)
+	c.n -= k
+	return k, err
+}
+
+// A process killed while loading leaves a run 'running' and loading with some committed
+// chunks. message_status does not show them, and the next fetch takes them back before it
+// loads the file again whole.
+func TestCrashedLoadIsHiddenAndTakenBack(t *testing.T) {
+	f := newFixture(t, smsbattest.Options{}, 6)
+	// The state a kill -9 between two chunks leaves: run 1 loading, 2 of 6 messages added.
+	if _, err := f.db.Exec(`
+		INSERT INTO runs (started_at, outcome, loading) VALUES (now(), 'running', true);
+		INSERT INTO messages (message_id, campaign, first_loaded_at, run_id, source_file, source_line)
+		SELECT message_id, campaign, now(), 1, 'ids.csv', 0 FROM (VALUES ('msg-000000', 'camp-0'), ('msg-000001', 'camp-1')) v(message_id, campaign);`); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM message_status`); n != 0 {
+		t.Errorf("message_status shows %d messages of a run that never finished loading", n)
+	}
+	sum, err := ingest.Fetch(context.Background(), f.db, f.config(t))
+	if err != nil || sum.NewMessages != 6 || sum.Answered != 6 {
+		t.Fatalf("the next run = %+v, %v; want 6 new messages answered", sum, err)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM message_status WHERE run_id = $1 AND source_line > 0`, sum.RunID); n != 6 {
+		t.Errorf("message_status shows %d messages of the new run, want 6 loaded from their lines", n)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM runs WHERE run_id = 1 AND outcome = 'crashed' AND NOT loading`); n != 1 {
+		t.Errorf("the dead run is not recorded as crashed")
 	}
 }
 

@@ -75,15 +75,12 @@ func Fetch(ctx context.Context, db *store.DB, cfg Config) (*Summary, error) {
 		return nil, fmt.Errorf("database %s: %w", db.Path, err)
 	}
 	defer loadConn.Close()
-	if _, err := loadConn.ExecContext(ctx,
-		`UPDATE runs SET outcome = $1, finished_at = coalesce(finished_at, now()),
-		        error = coalesce(error, 'the process ended without finishing the run')
-		 WHERE outcome = $2`, OutcomeCrashed, OutcomeRunning); err != nil {
-		return nil, fmt.Errorf("mark crashed runs: %w", err)
+	if err := recoverCrashed(ctx, loadConn); err != nil {
+		return nil, err
 	}
 	sum := &Summary{Outcome: OutcomeRunning}
 	if err := loadConn.QueryRowContext(ctx,
-		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh) VALUES (now(), $1, $2, $3, $4)
+		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh, loading) VALUES (now(), $1, $2, $3, $4, true)
 		 RETURNING run_id`, OutcomeRunning, cfg.APIURL, strings.Join(cfg.Inputs, " "), string(cfg.Refresh),
 	).Scan(&sum.RunID); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
@@ -133,6 +130,22 @@ func Fetch(ctx context.Context, db *store.DB, cfg Config) (*Summary, error) {
 		return finish(OutcomePartial, nil)
 	}
 	return finish(OutcomeOK, nil)
+}
+
+// recoverCrashed settles the runs a dead process left 'running' (the database lock says
+// no live process has the file): the messages of a run that died while loading are taken
+// back, so the next identical run loads them whole, and the runs are marked crashed.
+func recoverCrashed(ctx context.Context, conn *sql.Conn) error {
+	if err := undoLoad(ctx, conn, "outcome = $1", OutcomeRunning); err != nil {
+		return fmt.Errorf("take back the messages of crashed runs: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx,
+		`UPDATE runs SET outcome = $1, finished_at = coalesce(finished_at, now()),
+		        error = coalesce(error, 'the process ended without finishing the run')
+		 WHERE outcome = $2`, OutcomeCrashed, OutcomeRunning); err != nil {
+		return fmt.Errorf("mark crashed runs: %w", err)
+	}
+	return nil
 }
 
 // fetchAndStore streams the todo IDs through the worker pool into the writer. fetchErr is

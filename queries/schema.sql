@@ -1,4 +1,4 @@
--- batstat schema, version 1. Applied on every read-write open; every statement is
+-- batstat schema, version 2. Applied on every read-write open; every statement is
 -- idempotent so an old file is brought up to date and a current one is left alone.
 -- Money is DECIMAL(18,6): exact, and what the Go side carries as int64 micro-units.
 
@@ -27,12 +27,18 @@ CREATE TABLE IF NOT EXISTS runs (
     failed        BIGINT NOT NULL DEFAULT 0,  -- still without an answer after retries
     retries       BIGINT NOT NULL DEFAULT 0,
     rate_limited  BIGINT NOT NULL DEFAULT 0,  -- 429 answers seen
-    error         VARCHAR                     -- why a failed or interrupted run stopped
+    error         VARCHAR,                    -- why a failed or interrupted run stopped
+    loading       BOOLEAN DEFAULT false       -- true until all of the run's inputs are loaded
 );
+-- Files made before the column existed: their loads were single transactions, all finished.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS loading BOOLEAN DEFAULT false;
 
--- One row per message ID, the first time any run reads it.
+-- One row per message ID, the first time any run reads it. The ID is unique without a
+-- PRIMARY KEY: the one writer adds only IDs it has not got (an anti-join per load chunk).
+-- A key's index must be wholly in memory to add to it, which on a file of tens of millions
+-- of messages takes more than a fetch should; files made with the key lose it on open.
 CREATE TABLE IF NOT EXISTS messages (
-    message_id          VARCHAR PRIMARY KEY,
+    message_id          VARCHAR NOT NULL,
     campaign            VARCHAR NOT NULL,
     source_file         VARCHAR,
     source_line         BIGINT,
@@ -99,7 +105,9 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 CREATE TABLE IF NOT EXISTS status_latest AS SELECT * EXCLUDE (raw) FROM status_checks LIMIT 0;
 
 -- The latest answer per message, joined with its campaign. Messages never answered appear
--- with NULL status columns, so a report can count them as unchecked.
+-- with NULL status columns, so a report can count them as unchecked. A run loads its inputs
+-- in committed chunks; the messages of a run still loading (or killed while loading, until
+-- the next fetch takes them back) are not shown, so a report never sees half a campaign.
 CREATE OR REPLACE VIEW message_status AS
 SELECT
     m.message_id,
@@ -125,6 +133,7 @@ SELECT
     m.source_line,
     m.first_loaded_at
 FROM messages m
-LEFT JOIN status_latest s USING (message_id);
+LEFT JOIN status_latest s USING (message_id)
+WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.loading AND r.run_id = m.run_id);
 
-INSERT INTO batstat_meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+INSERT OR REPLACE INTO batstat_meta VALUES ('schema_version', '2');

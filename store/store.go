@@ -79,12 +79,44 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, openError(path, err)
 	}
 	if !opts.ReadOnly {
+		if err := dropMessagesKey(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("update schema of %s: %w", path, err)
+		}
 		if _, err := db.ExecContext(ctx, queries.Schema); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 		}
 	}
 	return db, nil
+}
+
+// dropMessagesKey rebuilds a messages table made with a PRIMARY KEY (files of batstat's first
+// schema) without it, keeping every row and the NOT NULL columns, in one transaction. The
+// view over messages is dropped with it; the schema that follows creates it again.
+func dropMessagesKey(ctx context.Context, db *DB) error {
+	var keyed bool
+	if err := db.QueryRowContext(ctx, `
+		SELECT count(*) > 0 FROM duckdb_constraints()
+		WHERE schema_name = 'main' AND table_name = 'messages' AND constraint_type = 'PRIMARY KEY'`,
+	).Scan(&keyed); err != nil || !keyed {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `
+		BEGIN TRANSACTION;
+		DROP VIEW IF EXISTS message_status;
+		ALTER TABLE messages RENAME TO messages_keyed;
+		CREATE TABLE messages AS SELECT * FROM messages_keyed;
+		ALTER TABLE messages ALTER COLUMN message_id SET NOT NULL;
+		ALTER TABLE messages ALTER COLUMN campaign SET NOT NULL;
+		ALTER TABLE messages ALTER COLUMN first_loaded_at SET NOT NULL;
+		DROP TABLE messages_keyed;
+		COMMIT;`)
+	if err != nil {
+		db.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("drop the primary key of messages: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database, checkpointing the WAL into the file.
@@ -123,4 +155,15 @@ func openError(path string, err error) error {
 func IsLocked(err error) bool {
 	var le *LockedError
 	return errors.As(err, &le)
+}
+
+// IsOutOfMemory reports whether err is DuckDB running out of its memory limit. A query says
+// so with a typed error; the Appender only with text, hence the message check.
+func IsOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory {
+		return true
+	}
+	return err != nil && (strings.Contains(err.Error(), "Out of Memory Error") ||
+		strings.Contains(err.Error(), "could not allocate block"))
 }
