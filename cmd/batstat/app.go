@@ -167,9 +167,24 @@ func openDB(c *cli.Context, readOnly bool) (*store.DB, error) {
 	})
 }
 
-func resourceFlags() []cli.Flag {
+// resourceFlags are DuckDB's resources. memoryLimit is the command's default, "" meaning
+// DuckDB's own (80% of RAM): reports want memory for their joins, while a fetch appends and
+// is bounded by its load chunks, so it is held to a small limit on a shared host.
+func resourceFlags(memoryLimit string) []cli.Flag {
+	usage := "DuckDB memory limit, e.g. 2GB (default 80% of RAM)"
+	if memoryLimit != "" {
+		usage = "DuckDB memory limit, e.g. 2GB"
+	}
 	return []cli.Flag{
 		&cli.IntFlag{Name: "threads", Usage: "DuckDB worker threads (0 = one per core)"},
-		&cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory limit, e.g. 2GB (default 80% of RAM)"},
+		&cli.StringFlag{Name: "memory-limit", Usage: usage, Value: memoryLimit},
 	}
+}
+
+// memoryHint names the flag to raise when DuckDB ran out of memory.
+func memoryHint(c *cli.Context, err error) error {
+	if store.IsOutOfMemory(err) {
+		return fmt.Errorf("%w\n(DuckDB ran out of the %s it may use: raise --memory-limit)", err, c.String("memory-limit"))
+	}
+	return err
 }

@@ -41,7 +41,7 @@ func fetchCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 	}
 	flags = append(flags, logFlags()...)
-	flags = append(flags, resourceFlags()...)
+	flags = append(flags, resourceFlags(fetchMemoryLimit)...)
 	return withUsageErrors(&cli.Command{
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
@@ -117,13 +117,18 @@ func runFetch(c *cli.Context, e *env) error {
 		err = fmt.Errorf("close database %s: %w", db.Path, cerr)
 	}
 	if err != nil {
-		return err
+		return memoryHint(c, err)
 	}
 	if sum.Failed > 0 {
 		return &partialError{failed: sum.Failed}
 	}
 	return nil
 }
+
+// fetchMemoryLimit is fetch's default --memory-limit. A fetch of 1,000,000 IDs peaks near
+// 270 MiB of resident memory with it (BENCHMARKS.md); a fetch holds no more than one load
+// chunk and one answer batch however large the file or the campaign.
+const fetchMemoryLimit = "128MB"
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function
 // except inside smsbat.Auth, whose String hides them.

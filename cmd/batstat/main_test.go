@@ -296,7 +296,7 @@ func TestKill9ThenResume(t *testing.T) {
 	// The database opens, and holds whole batches only.
 	db := openTestDB(t, dbPath)
 	if n := queryInt(t, db, "SELECT count(*) FROM messages"); n != 6000 {
-		t.Errorf("messages after kill -9 = %d, want 6000 (loaded in one transaction)", n)
+		t.Errorf("messages after kill -9 = %d, want 6000 (all loaded before the first request)", n)
 	}
 	stored := queryInt(t, db, "SELECT count(*) FROM status_checks")
 	var answered int64
@@ -317,6 +317,14 @@ func TestKill9ThenResume(t *testing.T) {
 	}
 	if n := queryInt(t, db, "SELECT count(*) FROM (SELECT message_id FROM status_checks GROUP BY message_id, run_id HAVING count(*) > 1)"); n != 0 {
 		t.Errorf("%d messages answered twice within one run", n)
+	}
+	for _, q := range []string{
+		"SELECT count(*) - count(DISTINCT message_id) FROM messages",
+		"SELECT count(*) - count(DISTINCT message_id) FROM status_latest",
+	} {
+		if n := queryInt(t, db, q); n != 0 {
+			t.Errorf("%s = %d, want no duplicate message", q, n)
+		}
 	}
 	if n := queryInt(t, db, "SELECT count(*) FROM runs WHERE run_id = 1 AND outcome = 'crashed'"); n != 1 {
 		t.Errorf("the killed run is not marked crashed")
@@ -487,5 +495,26 @@ func TestFetchAgainstMockServerCommand(t *testing.T) {
 	}
 	if r := runCLI(t, dir, "", "fetch", "--db", "bad.duckdb", "--api-url", url, "--api-key", "wrong", ids); r.code != 1 {
 		t.Errorf("a wrong key against mock-server = exit %d, want 1", r.code)
+	}
+}
+
+// A fetch that outgrows --memory-limit fails with exit status 1, says which flag to raise,
+// and leaves no message of its half-done load behind.
+func TestFetchOutOfMemoryNamesTheFlag(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.DefaultOptions())
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 100_000)
+	db := filepath.Join(dir, "oom.duckdb")
+	r := runCLI(t, dir, "", "fetch", "--db", db, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey,
+		"--memory-limit", "4MB", "--no-progress", ids)
+	if r.code != 1 || !strings.Contains(r.stderr, "raise --memory-limit") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the flag to raise", r.code, r.stderr)
+	}
+	if srv.Count() != 0 {
+		t.Errorf("%d requests sent by a run that could not load its inputs", srv.Count())
+	}
+	h := openTestDB(t, db)
+	if n := queryInt(t, h, "SELECT count(*) FROM messages"); n != 0 {
+		t.Errorf("%d messages left by a failed load", n)
 	}
 }

@@ -30,7 +30,7 @@ func reportCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
 	}
 	flags = append(flags, outputFlags()...)
-	flags = append(flags, resourceFlags()...)
+	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "report",
 		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
@@ -85,7 +85,7 @@ func runReport(c *cli.Context, e *env) error {
 
 func queryCommand(e *env) *cli.Command {
 	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
-	flags = append(flags, resourceFlags()...)
+	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "query",
 		Usage:     "run ad-hoc SQL on a read-only connection",
@@ -125,7 +125,7 @@ func exportCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
 		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
 	}
-	flags = append(flags, resourceFlags()...)
+	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "export",
 		Usage:     "export a table, a view or a query to csv, parquet or json",
