@@ -61,7 +61,10 @@ type Config struct {
 	// 100,000): it bounds the memory a load takes, whatever the size of its inputs.
 	LoadChunk int
 
-	// BatchSize and FlushEvery bound how many answers wait in memory before a commit.
+	// BatchSize and FlushEvery bound how many answers wait before a commit (default one
+	// DuckDB row group, 122,880, and 1 s): while the writer keeps up, the time bound cuts
+	// the batches; when it falls behind, they grow to a row group, which DuckDB writes to
+	// the file directly.
 	BatchSize  int
 	FlushEvery time.Duration
 
@@ -114,7 +117,7 @@ func (c *Config) setDefaults() error {
 		c.LoadChunk = 100_000
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 5000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = time.Second
@@ -130,6 +133,11 @@ func (c *Config) setDefaults() error {
 	}
 	return nil
 }
+
+// DefaultBatchSize is one DuckDB row group: a transaction that appends at least that many
+// rows writes them to the database file at once, skipping the WAL and the checkpoint that
+// would otherwise copy them a second time.
+const DefaultBatchSize = 122_880
 
 type eofReader struct{}
 

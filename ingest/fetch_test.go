@@ -229,12 +229,21 @@ func TestFetchGivesUpAndRecordsFetchErrors(t *testing.T) {
 	f := newFixture(t, opts, 30)
 	cfg := f.config(t)
 	cfg.Retries = 2
+	// Batches of 4 outcomes cut by size alone: answers and failures of one batch, and the
+	// counters, must commit together whatever the mix.
+	cfg.BatchSize, cfg.FlushEvery = 4, time.Hour
 	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
 	if sum.Outcome != ingest.OutcomePartial || sum.Failed != 6 {
 		t.Fatalf("summary = %+v, want partial with 6 failed", sum)
+	}
+	if n := count(t, f.db, `SELECT (SELECT count(*) FROM status_checks) * 100 + (SELECT count(*) FROM fetch_errors)`); n != 24*100+6 {
+		t.Errorf("stored %d answers and %d failures, want 24 and 6", n/100, n%100)
+	}
+	if n := count(t, f.db, `SELECT answered * 100 + failed FROM runs WHERE run_id = $1`, sum.RunID); n != 24*100+6 {
+		t.Errorf("runs counts %d answered and %d failed, want 24 and 6", n/100, n%100)
 	}
 	for _, id := range []string{"msg-000001", "msg-000011", "msg-000021"} {
 		if n := f.srv.CountFor(id); n != 3 {

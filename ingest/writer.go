@@ -33,6 +33,13 @@ type failure struct {
 
 // writer is the only goroutine that writes answers: the Appender is not safe for concurrent
 // use, and one writer with batched transactions keeps the load far from being the limit.
+//
+// Answers are appended to a staging table as they arrive and moved with set-based SQL at
+// each commit: status_checks and status_latest are then filled by DuckDB's vectorised
+// INSERT ... SELECT, and a batch waits in DuckDB (which can spill it), not on the Go heap.
+// A batch is committed every FlushEvery or at BatchSize answers, so it stays small while the
+// writer keeps up and grows when it falls behind, where DuckDB writes a batch of a whole row
+// group (122,880 rows) straight to the file instead of through the WAL and a checkpoint.
 type writer struct {
 	conn   *sql.Conn
 	runID  int64
@@ -40,13 +47,16 @@ type writer struct {
 	errs   *duckdb.Appender
 	stats  *counters
 	cfg    *Config
+	row    []driver.Value // reused by each answer's AppendRow
+
+	// The batch being staged: its answers are in batch_checks, its failures here.
+	staged             int
+	answered, notFound int64
+	failed             []outcome
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn, runID int64, stats *counters, cfg *Config) (*writer, error) {
-	w := &writer{conn: conn, runID: runID, stats: stats, cfg: cfg}
-	// Answers are appended to a staging table and moved with set-based SQL: the Appender
-	// converts each value once, and status_checks and status_latest are then filled by
-	// DuckDB's vectorised INSERT ... SELECT.
+	w := &writer{conn: conn, runID: runID, stats: stats, cfg: cfg, row: make([]driver.Value, statusColumns)}
 	if _, err := conn.ExecContext(ctx,
 		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`); err != nil {
 		return nil, fmt.Errorf("create staging table: %w", err)
@@ -70,31 +80,31 @@ func newWriter(ctx context.Context, conn *sql.Conn, runID int64, stats *counters
 // still flush what was fetched); it stops only on a database error.
 func (w *writer) run(in <-chan outcome) error {
 	ctx := context.Background()
-	batch := make([]outcome, 0, w.cfg.BatchSize)
-	tick := time.NewTicker(w.cfg.FlushEvery)
-	defer tick.Stop()
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := w.commit(ctx, batch)
-		batch = batch[:0]
-		return err
-	}
+	// due fires FlushEvery after the first outcome of a batch, so that a batch cut by size
+	// is not followed by one cut short by a clock that kept running.
+	due := time.NewTimer(w.cfg.FlushEvery)
+	due.Stop()
+	defer due.Stop()
 	for {
 		select {
 		case o, ok := <-in:
 			if !ok {
-				return flush()
+				return w.commit(ctx)
 			}
-			batch = append(batch, o)
-			if len(batch) >= w.cfg.BatchSize {
-				if err := flush(); err != nil {
+			if w.staged == 0 {
+				due.Reset(w.cfg.FlushEvery)
+			}
+			if err := w.stage(&o); err != nil {
+				return drain(in, err)
+			}
+			if w.staged >= w.cfg.BatchSize {
+				due.Stop()
+				if err := w.commit(ctx); err != nil {
 					return drain(in, err)
 				}
 			}
-		case <-tick.C:
-			if err := flush(); err != nil {
+		case <-due.C:
+			if err := w.commit(ctx); err != nil {
 				return drain(in, err)
 			}
 		}
@@ -109,9 +119,34 @@ func drain(in <-chan outcome, err error) error {
 	return err
 }
 
-// commit stores one batch and the run's counters in a single transaction, so after a crash
-// the database holds whole batches and counters that match them.
-func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
+// stage adds one outcome to the batch: an answer to the staging table, a failure to the
+// batch's list (failures are few, and they go to fetch_errors inside the commit).
+func (w *writer) stage(o *outcome) error {
+	w.staged++
+	if o.failure != nil {
+		w.failed = append(w.failed, *o)
+		return nil
+	}
+	w.answered++
+	if o.status.DeliveryStatus == smsbat.StatusNotFound {
+		w.notFound++
+	}
+	statusRow(w.row, w.runID, o)
+	if err := w.checks.AppendRow(w.row...); err != nil {
+		return fmt.Errorf("store answer for %q: %w", o.id, err)
+	}
+	return nil
+}
+
+// commit stores the staged batch and the run's counters in a single transaction, so after
+// a crash the database holds whole batches and counters that match them.
+func (w *writer) commit(ctx context.Context) (err error) {
+	if w.staged == 0 {
+		return nil
+	}
+	if err := w.checks.Flush(); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", w.answered, err)
+	}
 	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("begin batch: %w", err)
 	}
@@ -120,27 +155,15 @@ func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
 			w.conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	var answered, notFound, failed int64
-	for i := range batch {
-		o := &batch[i]
-		if o.failure != nil {
-			failed++
-			if err := w.errs.AppendRow(w.runID, o.id, o.at, int32(o.attempts), o.failure.kind,
-				nullInt(o.httpStatus), sanitize(o.failure.err), nullable(sanitize(o.failure.body))); err != nil {
-				return fmt.Errorf("store fetch error of %q: %w", o.id, err)
-			}
-			continue
-		}
-		answered++
-		if o.status.DeliveryStatus == smsbat.StatusNotFound {
-			notFound++
-		}
-		if err := w.checks.AppendRow(statusRow(w.runID, o)...); err != nil {
-			return fmt.Errorf("store answer for %q: %w", o.id, err)
+	for i := range w.failed {
+		o := &w.failed[i]
+		if err := w.errs.AppendRow(w.runID, o.id, o.at, int32(o.attempts), o.failure.kind,
+			nullInt(o.httpStatus), sanitize(o.failure.err), nullable(sanitize(o.failure.body))); err != nil {
+			return fmt.Errorf("store fetch error of %q: %w", o.id, err)
 		}
 	}
-	if err := errors.Join(w.checks.Flush(), w.errs.Flush()); err != nil {
-		return fmt.Errorf("store batch of %d answers: %w", len(batch), err)
+	if err := w.errs.Flush(); err != nil {
+		return fmt.Errorf("store %d fetch errors: %w", len(w.failed), err)
 	}
 	for _, q := range []string{
 		`INSERT INTO status_checks SELECT * FROM batch_checks`,
@@ -149,20 +172,24 @@ func (w *writer) commit(ctx context.Context, batch []outcome) (err error) {
 		`DELETE FROM batch_checks`,
 	} {
 		if _, err := w.conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("store batch of %d answers: %w", len(batch), err)
+			return fmt.Errorf("store batch of %d answers: %w", w.answered, err)
 		}
 	}
+	failed := int64(len(w.failed))
 	s := w.stats.snapshot()
 	if _, err := w.conn.ExecContext(ctx, `
 		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
 		       retries = $5, rate_limited = $6
-		WHERE run_id = $1`, w.runID, answered, notFound, failed, s.Retries, s.RateLimited); err != nil {
+		WHERE run_id = $1`, w.runID, w.answered, w.notFound, failed, s.Retries, s.RateLimited); err != nil {
 		return fmt.Errorf("update run counters: %w", err)
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	w.stats.stored(answered, notFound, failed)
+	w.stats.stored(w.answered, w.notFound, failed)
+	w.staged, w.answered, w.notFound = 0, 0, 0
+	clear(w.failed)
+	w.failed = w.failed[:0]
 	return nil
 }
 
@@ -170,17 +197,20 @@ func (w *writer) close() error {
 	return errors.Join(w.checks.Close(), w.errs.Close())
 }
 
-// statusRow is one status_checks row, in the table's column order.
-func statusRow(runID int64, o *outcome) []driver.Value {
+// statusColumns is the number of columns of status_checks.
+const statusColumns = 17
+
+// statusRow fills row with one status_checks row, in the table's column order.
+func statusRow(row []driver.Value, runID int64, o *outcome) {
 	s := o.status
-	return []driver.Value{
+	copy(row, []driver.Value{
 		o.id, runID, o.at, int32(o.httpStatus), s.DeliveryStatus,
 		nullInt64(s.PartsCount), money(s.Cost), nullInt64(s.MessagelistID),
 		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
 		money(s.BillAmount), nullable(s.BillCurrency),
 		jsonOrNull(s.Fallbacks, s.Fallbacks == nil), jsonOrNull(s.ExtendedStatuses, s.ExtendedStatuses == nil),
 		int32(o.attempts), nullable(sanitize(string(o.body))),
-	}
+	})
 }
 
 // money hands the Appender an int64 of micro-units: into DECIMAL(18,6) that is stored
