@@ -489,7 +489,7 @@ func BenchmarkWriter(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				cfg := &Config{BatchSize: DefaultBatchSize, FlushEvery: time.Second}
+				cfg := &Config{BatchSize: defaultBatchSize, FlushEvery: time.Second}
 				in := make(chan outcome, 64) // the size the pool's outcomes channel has at concurrency 16
 				b.StartTimer()
 				start := time.Now()

@@ -117,7 +117,7 @@ func (c *Config) setDefaults() error {
 		c.LoadChunk = 100_000
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
+		c.BatchSize = defaultBatchSize
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = time.Second
@@ -134,10 +134,10 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// DefaultBatchSize is one DuckDB row group: a transaction that appends at least that many
+// defaultBatchSize is one DuckDB row group: a transaction that appends at least that many
 // rows writes them to the database file at once, skipping the WAL and the checkpoint that
 // would otherwise copy them a second time.
-const DefaultBatchSize = 122_880
+const defaultBatchSize = 122_880
 
 type eofReader struct{}
 

@@ -187,7 +187,13 @@ func (l *loader) close() error {
 		return nil
 	}
 	l.closed = true
-	return errors.Join(l.rows.Close(), l.rejects.Close())
+	var errs []error
+	for _, a := range []*duckdb.Appender{l.rows, l.rejects} {
+		if a != nil { // nil when opening the appenders failed
+			errs = append(errs, a.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // settle commits the staged chunk: its rejected rows, its campaign conflicts, its new
