@@ -75,8 +75,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, runID int64, stats *counters
 	return w, nil
 }
 
-// run consumes outcomes until in is closed, committing a batch every BatchSize outcomes or
-// FlushEvery, whichever comes first. It keeps going when ctx is cancelled (an interrupt must
+// run consumes outcomes until in is closed, committing a batch when it is full or
+// FlushEvery after its first outcome, whichever comes first. It keeps going when ctx is cancelled (an interrupt must
 // still flush what was fetched); it stops only on a database error.
 func (w *writer) run(in <-chan outcome) error {
 	ctx := context.Background()
@@ -97,7 +97,7 @@ func (w *writer) run(in <-chan outcome) error {
 			if err := w.stage(&o); err != nil {
 				return drain(in, err)
 			}
-			if w.staged >= w.cfg.BatchSize {
+			if w.full() {
 				due.Stop()
 				if err := w.commit(ctx); err != nil {
 					return drain(in, err)
@@ -109,6 +109,14 @@ func (w *writer) run(in <-chan outcome) error {
 			}
 		}
 	}
+}
+
+// full says the batch has BatchSize answers, or as many failures. Answers alone are
+// counted because only they go to status_checks: a batch of exactly one row group of them
+// is written to the file whole, where one that falls a few rows short (the failures) goes
+// through the WAL and a checkpoint (145k rows/s against 185k in BenchmarkWriter).
+func (w *writer) full() bool {
+	return w.answered >= int64(w.cfg.BatchSize) || len(w.failed) >= w.cfg.BatchSize
 }
 
 // drain keeps receiving after a failed commit so that no worker blocks on a send forever;
