@@ -125,9 +125,10 @@ func runFetch(c *cli.Context, e *env) error {
 	return nil
 }
 
-// fetchMemoryLimit is fetch's default --memory-limit. A fetch of 1,000,000 IDs peaks near
-// 270 MiB of resident memory with it (BENCHMARKS.md); a fetch holds no more than one load
-// chunk and one answer batch however large the file or the campaign.
+// fetchMemoryLimit is fetch's default --memory-limit. A fetch of 1,000,000 IDs peaks at
+// 283-300 MiB of resident memory with it (BENCHMARKS.md), as a fetch holds no more than one
+// load chunk and one answer batch however large the file. 96MB was too little for a file of
+// 6M messages; this leaves room above the 112MB that sufficed there.
 const fetchMemoryLimit = "128MB"
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function
