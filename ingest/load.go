@@ -152,10 +152,8 @@ func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Re
 		return l.st, err
 	}
 	if cfg.Strict && l.st.Rejected > 0 {
-		// Keep the evidence (rejected_rows) but load no message: the caller fails the run.
-		if err := l.undo(); err != nil {
-			return l.st, err
-		}
+		// Keep the evidence (rejected_rows) but load no message: the deferred undo takes
+		// them back, and the caller fails the run.
 		l.st.NewMessage, l.st.ToAsk = 0, 0
 		return l.st, &StrictError{Rejected: l.st.Rejected}
 	}
