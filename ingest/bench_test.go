@@ -485,15 +485,11 @@ func BenchmarkWriter(b *testing.B) {
 				if err := db.QueryRowContext(ctx, `INSERT INTO runs (started_at, outcome) VALUES (now(), 'running') RETURNING run_id`).Scan(&runID); err != nil {
 					b.Fatal(err)
 				}
-				conn, err := db.Conn(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
 				cfg := &Config{BatchSize: defaultBatchSize, FlushEvery: time.Second}
 				in := make(chan outcome, 64) // the size the pool's outcomes channel has at concurrency 16
 				b.StartTimer()
 				start := time.Now()
-				w, err := newWriter(ctx, conn, runID, &counters{}, cfg)
+				w, err := newWriter(ctx, db, runID, &counters{}, cfg)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -512,13 +508,12 @@ func BenchmarkWriter(b *testing.B) {
 				total += time.Since(start)
 				b.StopTimer()
 				var rows int64
-				if err := conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM status_checks) + (SELECT count(*) FROM fetch_errors)`).Scan(&rows); err != nil {
+				if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM status_checks) + (SELECT count(*) FROM fetch_errors)`).Scan(&rows); err != nil {
 					b.Fatal(err)
 				}
 				if rows != writerOutcomes {
 					b.Fatalf("stored %d rows, want %d", rows, writerOutcomes)
 				}
-				conn.Close()
 				start = time.Now()
 				if err := db.Close(); err != nil {
 					b.Fatal(err)

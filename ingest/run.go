@@ -152,12 +152,7 @@ func recoverCrashed(ctx context.Context, conn *sql.Conn) error {
 // fatal for the run (rejected credentials); writeErr means answers could not be stored.
 func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *Summary, cfg *Config) (fetchErr, writeErr error) {
 	stats := &counters{}
-	writeConn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", db.Path, err)
-	}
-	defer writeConn.Close()
-	w, err := newWriter(ctx, writeConn, sum.RunID, stats, cfg)
+	w, err := newWriter(ctx, db, sum.RunID, stats, cfg)
 	if err != nil {
 		return nil, err
 	}
