@@ -98,27 +98,18 @@ func newBatch(ctx context.Context, db *store.DB) (*batch, error) {
 	return b, nil
 }
 
-// newStaging (re)creates the empty staging table and its Appender. A table emptied with
-// DELETE keeps its memory (DuckDB frees no row group of an in-memory table), so each
-// batch gets a new one: with DELETE, BenchmarkWriter's 500,000 rows left 96 MiB in memory
-// and 70 MiB spilled to disk under fetch's 128MB limit.
+// newStaging replaces the staging table with an empty one, which frees the rows of the
+// last batch (see freshTempTable).
 func (b *batch) newStaging(ctx context.Context) error {
-	if b.checks != nil {
-		err := b.checks.Close()
-		b.checks = nil
-		if err != nil {
-			return err
-		}
-	}
-	if _, err := b.conn.ExecContext(ctx,
-		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`); err != nil {
+	app := b.checks
+	b.checks = nil // closed by freshTempTable even when it fails
+	var err error
+	b.checks, err = freshTempTable(ctx, b.conn, app, "batch_checks",
+		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`)
+	if err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
-	return b.conn.Raw(func(dc any) error {
-		var err error
-		b.checks, err = duckdb.NewAppender(dc.(driver.Conn), "temp", "main", "batch_checks")
-		return err
-	})
+	return nil
 }
 
 // run consumes outcomes until in is closed, handing a batch to the committer when it is
