@@ -134,6 +134,13 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// MemoryLimit is the DuckDB memory limit a fetch is built and measured for (batstat fetch
+// --memory-limit): a fetch holds one load chunk and two answer batches at most, so it needs
+// no more however large its input or the file. A fetch of 1,000,000 IDs peaked at
+// 256-267 MiB resident with it (scripts/bench-fetch.sh, BENCHMARKS.md); fetches of 1,000,000
+// new or refreshed IDs into a file of 6M messages and 24M checks peaked at 256-260 MiB.
+const MemoryLimit = "96MB"
+
 // defaultBatchSize is one DuckDB row group: a transaction that appends at least that many
 // rows writes them to the database file at once, skipping the WAL and the checkpoint that
 // would otherwise copy them a second time.

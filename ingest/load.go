@@ -170,7 +170,7 @@ const inputRowsTable = `CREATE OR REPLACE TEMP TABLE input_rows (
 // freshTempTable closes app (when not nil), (re)creates the temp table with create and
 // returns an Appender into it. A staging table is replaced rather than emptied because
 // DuckDB frees no row group of an in-memory table that DELETE empties: the table would keep
-// every row it ever staged (BenchmarkWriter under fetch's 128MB limit: 96 MiB in memory
+// every row it ever staged (BenchmarkWriter under a 128MB limit: 96 MiB in memory
 // and 70 MiB spilled to disk after 500,000 rows; 20 MiB and nothing spilled replaced).
 func freshTempTable(ctx context.Context, conn *sql.Conn, app *duckdb.Appender, table, create string) (*duckdb.Appender, error) {
 	if app != nil {

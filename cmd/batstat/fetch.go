@@ -41,7 +41,7 @@ func fetchCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 	}
 	flags = append(flags, logFlags()...)
-	flags = append(flags, resourceFlags(fetchMemoryLimit)...)
+	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
 	return withUsageErrors(&cli.Command{
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
@@ -124,12 +124,6 @@ func runFetch(c *cli.Context, e *env) error {
 	}
 	return nil
 }
-
-// fetchMemoryLimit is fetch's default --memory-limit. A fetch of 1,000,000 IDs peaks at
-// 283-300 MiB of resident memory with it (BENCHMARKS.md), as a fetch holds no more than one
-// load chunk and one answer batch however large the file. 96MB was too little for a file of
-// 6M messages; this leaves room above the 112MB that sufficed there.
-const fetchMemoryLimit = "128MB"
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function
 // except inside smsbat.Auth, whose String hides them.
