@@ -180,6 +180,56 @@ func TestFetchMoneyAndExtendedFieldsExact(t *testing.T) {
 	}
 }
 
+// The raw column keeps every body exactly as the server sent it, 404s included; invalid
+// UTF-8, which a VARCHAR cannot hold, is replaced.
+func TestFetchKeepsRawBodies(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.MaxPollsToFinal = 1
+	const bad = "msg-000007"
+	badBody := []byte("{\"deliverystatus\":\"delivered\",\"note\":\"caf\xe9 \xff\"}")
+	opts.Hook = func(w http.ResponseWriter, _ *http.Request, id string, _ int) bool {
+		if id != bad {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(badBody)
+		return true
+	}
+	f := newFixture(t, opts, 300)
+	if _, err := ingest.Fetch(context.Background(), f.db, f.config(t)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := f.db.Query(`SELECT message_id, raw FROM status_checks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen, notFound := 0, 0
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		a := f.srv.Handler.AnswerAt(id, 1)
+		want := string(a.Body)
+		if id == bad {
+			want = "{\"deliverystatus\":\"delivered\",\"note\":\"caf\uFFFD \uFFFD\"}"
+		} else if a.Code == http.StatusNotFound {
+			notFound++
+		}
+		if raw != want {
+			t.Errorf("raw of %s = %q, want %q", id, raw, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(f.ids) || notFound == 0 {
+		t.Errorf("checked %d raw bodies (%d of them 404s), want %d with some 404s", seen, notFound, len(f.ids))
+	}
+}
+
 func TestFetchRetriesFaultsToExactResults(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
 	opts.MaxPollsToFinal = 1

@@ -6,8 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -51,6 +53,10 @@ type writer struct {
 	// Two batches: while one is committed the other is staged. Commits happen one at a
 	// time and in order, so a crash leaves a prefix of the run's batches.
 	batches [2]*batch
+
+	// Owned by the staging goroutine: the row being built, and the run ID boxed once.
+	row        []driver.Value
+	runIDValue driver.Value
 }
 
 // batch is a staging area: temp tables belong to a connection, and so do appenders.
@@ -65,7 +71,7 @@ type batch struct {
 }
 
 func newWriter(ctx context.Context, db *store.DB, runID int64, stats *counters, cfg *Config) (*writer, error) {
-	w := &writer{runID: runID, stats: stats, cfg: cfg}
+	w := &writer{runID: runID, stats: stats, cfg: cfg, runIDValue: runID}
 	for i := range w.batches {
 		b, err := newBatch(ctx, db)
 		if err != nil {
@@ -83,17 +89,17 @@ func newBatch(ctx context.Context, db *store.DB) (*batch, error) {
 		return nil, fmt.Errorf("database %s: %w", db.Path, err)
 	}
 	b := &batch{conn: conn}
-	err = conn.Raw(func(dc any) error {
+	if err := conn.Raw(func(dc any) error {
 		var err error
 		b.errs, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "fetch_errors")
 		return err
-	})
-	if err == nil {
-		err = b.newStaging(ctx)
-	}
-	if err != nil {
+	}); err != nil {
 		b.close()
 		return nil, fmt.Errorf("open appender: %w", err)
+	}
+	if err := b.newStaging(ctx); err != nil {
+		b.close()
+		return nil, err
 	}
 	return b, nil
 }
@@ -101,10 +107,9 @@ func newBatch(ctx context.Context, db *store.DB) (*batch, error) {
 // newStaging replaces the staging table with an empty one, which frees the rows of the
 // last batch (see freshTempTable).
 func (b *batch) newStaging(ctx context.Context) error {
-	app := b.checks
-	b.checks = nil // closed by freshTempTable even when it fails
 	var err error
-	b.checks, err = freshTempTable(ctx, b.conn, app, "batch_checks",
+	// On failure checks is nil: the old Appender is closed either way.
+	b.checks, err = freshTempTable(ctx, b.conn, b.checks, "batch_checks",
 		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`)
 	if err != nil {
 		return fmt.Errorf("create staging table: %w", err)
@@ -245,7 +250,8 @@ func (w *writer) stage(b *batch, o *outcome) error {
 	if o.status.DeliveryStatus == smsbat.StatusNotFound {
 		b.notFound++
 	}
-	if err := b.checks.AppendRow(statusRow(w.runID, o)...); err != nil {
+	w.row = statusRow(w.row, w.runIDValue, o)
+	if err := b.checks.AppendRow(w.row...); err != nil {
 		return fmt.Errorf("store answer for %q: %w", o.id, err)
 	}
 	return nil
@@ -320,17 +326,32 @@ func (b *batch) close() error {
 	return errors.Join(append(errs, b.conn.Close())...)
 }
 
-// statusRow is one status_checks row, in the table's column order.
-func statusRow(runID int64, o *outcome) []driver.Value {
+// statusRow fills row (reused from one answer to the next: the Appender copies the values)
+// with one status_checks row, in the table's column order.
+func statusRow(row []driver.Value, runID driver.Value, o *outcome) []driver.Value {
 	s := o.status
-	return []driver.Value{
+	return append(row[:0],
 		o.id, runID, o.at, int32(o.httpStatus), s.DeliveryStatus,
 		nullInt64(s.PartsCount), money(s.Cost), nullInt64(s.MessagelistID),
 		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
 		money(s.BillAmount), nullable(s.BillCurrency),
 		jsonOrNull(s.Fallbacks, s.Fallbacks == nil), jsonOrNull(s.ExtendedStatuses, s.ExtendedStatuses == nil),
-		int32(o.attempts), nullable(sanitize(string(o.body))),
+		int32(o.attempts), rawBody(o.body),
+	)
+}
+
+// rawBody is the raw column: the body as received, or NULL when empty. A valid UTF-8 body
+// goes to the Appender as []byte, which it copies into DuckDB as it is, where a string
+// would cost a copy per answer first (a third of building a row); invalid UTF-8, which
+// DuckDB refuses in a VARCHAR, is replaced.
+func rawBody(b []byte) driver.Value {
+	switch {
+	case len(b) == 0:
+		return nil
+	case utf8.Valid(b):
+		return b
 	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // money hands the Appender an int64 of micro-units: into DECIMAL(18,6) that is stored
