@@ -37,7 +37,7 @@ type failure struct {
 
 // writer is the only writer of answers: one goroutine stages them and one commits them,
 // each on its own connection, so that building and appending the next batch overlaps
-// DuckDB's work on the last (BenchmarkWriter: 1.3–1.5× the rows/s of one connection
+// DuckDB's work on the last (BenchmarkWriter: 1.3× the rows/s of one connection
 // doing both). The Appender is not safe for concurrent use, so each batch has its own.
 //
 // Answers are appended to a staging table as they arrive and moved with set-based SQL at
