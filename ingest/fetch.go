@@ -116,16 +116,16 @@ func newLimiter(r float64, burst int) *rate.Limiter {
 // fetchAll runs the worker pool over ids until ids is closed or ctx ends, sending every
 // outcome to out. Only a fatal error (rejected credentials) is returned; it cancels reqCtx
 // via stop so requests in flight end at once.
-func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan string, out chan<- outcome) error {
+func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.cfg.Concurrency)
-	for id := range ids {
+	for it := range ids {
 		// Go blocks at the limit and still starts the function after cancellation.
 		if gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			o, err := f.fetchOne(gctx, reqCtx, id)
+			o, err := f.fetchOne(gctx, reqCtx, it)
 			if err != nil {
 				var ae *AuthError
 				if errors.As(err, &ae) {
@@ -147,7 +147,8 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 
 // fetchOne asks about one message, retrying what may succeed later. It returns an error
 // only when the run must stop (an *AuthError) or ctx ended before an answer.
-func (f *fetcher) fetchOne(ctx, reqCtx context.Context, id string) (outcome, error) {
+func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, error) {
+	id := it.id
 	bo := backoff.ExponentialBackOff{
 		InitialInterval:     f.cfg.BackoffInitial,
 		RandomizationFactor: 0.5,
@@ -166,7 +167,7 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, id string) (outcome, err
 		}
 		f.stats.requests.Add(1)
 		res, err := f.cfg.Client.Status(reqCtx, id)
-		o := outcome{id: id, at: time.Now().UTC(), attempts: attempt}
+		o := outcome{id: id, replaces: it.answered, at: time.Now().UTC(), attempts: attempt}
 		if err == nil {
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
 			return o, nil

@@ -500,6 +500,17 @@ func TestFetchIncremental(t *testing.T) {
 	if n := count(t, f.db, `SELECT count(*) FROM runs WHERE outcome = 'ok'`); n != 3 {
 		t.Errorf("ok runs = %d, want 3", n)
 	}
+	// Each message has one latest answer, that of its last check, however often it was
+	// asked; the first run's batches had no earlier answer to replace, the later ones did.
+	if n := count(t, f.db, `
+		SELECT count(*) FROM status_latest l
+		JOIN (SELECT message_id, max(checked_at) AS at FROM status_checks GROUP BY message_id) c
+		  ON c.message_id = l.message_id AND c.at = l.checked_at`); n != 300 {
+		t.Errorf("status_latest rows that are their message's last check = %d, want 300", n)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM status_latest`); n != 300 {
+		t.Errorf("status_latest has %d rows, want 300 (one per message)", n)
+	}
 }
 
 func TestFetchInterruptedKeepsAnswers(t *testing.T) {

@@ -80,7 +80,7 @@ func closeAll(rs []*idlist.Reader) {
 // Duplicates and campaign conflicts are settled in SQL rather than in Go: the Appender loses
 // a whole batch on a duplicate key, and a set-based merge does not need every ID in memory.
 func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Reader, cfg *Config) (st loadStats, err error) {
-	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR)`); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`); err != nil {
 		return st, fmt.Errorf("create load tables: %w", err)
 	}
 	l := &loader{conn: conn, runID: runID, cfg: cfg, now: time.Now().UTC()}
@@ -272,7 +272,7 @@ func (l *loader) settle(ctx context.Context) (err error) {
 	// not the whole of status_latest.
 	if err := l.exec(ctx, nil, "select messages to ask", `
 		INSERT INTO todo
-		SELECT f.seq, f.message_id
+		SELECT f.seq, f.message_id, s.message_id IS NOT NULL
 		FROM (SELECT * FROM input_rows QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1) f
 		JOIN messages m ON m.message_id = f.message_id AND m.campaign = f.campaign
 		LEFT JOIN status_latest s ON s.message_id = f.message_id
@@ -360,14 +360,21 @@ func nullable(s string) any {
 // would hold all of them in memory for the length of the run.
 const todoPage = 10_000
 
-// streamTodo sends the IDs of the todo table, in input order, until done or ctx ends.
-func streamTodo(ctx context.Context, conn *sql.Conn, out chan<- string) error {
+// todoItem is a message to ask about. answered says it has an answer in status_latest,
+// which the new one replaces; the writer skips that work for batches of first answers.
+type todoItem struct {
+	id       string
+	answered bool
+}
+
+// streamTodo sends the messages of the todo table, in input order, until done or ctx ends.
+func streamTodo(ctx context.Context, conn *sql.Conn, out chan<- todoItem) error {
 	last := int64(-1)
 	for {
-		n, err := todoPageAfter(ctx, conn, last, func(seq int64, id string) bool {
+		n, err := todoPageAfter(ctx, conn, last, func(seq int64, it todoItem) bool {
 			last = seq
 			select {
-			case out <- id:
+			case out <- it:
 				return true
 			case <-ctx.Done():
 				return false
@@ -385,10 +392,11 @@ func streamTodo(ctx context.Context, conn *sql.Conn, out chan<- string) error {
 	}
 }
 
-// todoPageAfter calls send for each of the next todoPage IDs after seq, until send returns
-// false, and says how many rows the page held.
-func todoPageAfter(ctx context.Context, conn *sql.Conn, after int64, send func(int64, string) bool) (int, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT seq, message_id FROM todo WHERE seq > $1 ORDER BY seq LIMIT $2", after, todoPage)
+// todoPageAfter calls send for each of the next todoPage messages after seq, until send
+// returns false, and says how many rows the page held.
+func todoPageAfter(ctx context.Context, conn *sql.Conn, after int64, send func(int64, todoItem) bool) (int, error) {
+	rows, err := conn.QueryContext(ctx,
+		"SELECT seq, message_id, answered FROM todo WHERE seq > $1 ORDER BY seq LIMIT $2", after, todoPage)
 	if err != nil {
 		return 0, err
 	}
@@ -396,12 +404,12 @@ func todoPageAfter(ctx context.Context, conn *sql.Conn, after int64, send func(i
 	n := 0
 	for rows.Next() {
 		var seq int64
-		var id string
-		if err := rows.Scan(&seq, &id); err != nil {
+		var it todoItem
+		if err := rows.Scan(&seq, &it.id, &it.answered); err != nil {
 			return n, err
 		}
 		n++
-		if !send(seq, id) {
+		if !send(seq, it) {
 			return n, nil
 		}
 	}

@@ -165,7 +165,7 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 	defer stopReqs(nil)
 	stopAll := func(err error) { stopReqs(err); stopRun(err) }
 
-	ids := make(chan string, 4*cfg.Concurrency)
+	ids := make(chan todoItem, 4*cfg.Concurrency)
 	outcomes := make(chan outcome, 4*cfg.Concurrency)
 	var wg sync.WaitGroup
 	var feedErr error

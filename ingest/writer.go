@@ -21,6 +21,7 @@ import (
 // after its retries (failure set).
 type outcome struct {
 	id         string
+	replaces   bool // the message has an answer in status_latest already
 	at         time.Time
 	attempts   int
 	httpStatus int
@@ -65,9 +66,10 @@ type batch struct {
 	checks *duckdb.Appender // into the connection's temp table batch_checks
 	errs   *duckdb.Appender // into fetch_errors, inside the commit's transaction
 
-	// What is staged: answers in batch_checks, failures here.
-	answered, notFound int64
-	failed             []outcome
+	// What is staged: answers in batch_checks, failures here. replacing counts the answers
+	// to messages that have one in status_latest already.
+	answered, notFound, replacing int64
+	failed                        []outcome
 }
 
 func newWriter(ctx context.Context, db *store.DB, runID int64, stats *counters, cfg *Config) (*writer, error) {
@@ -226,7 +228,7 @@ func (w *writer) full(b *batch) bool {
 func (b *batch) empty() bool { return b.answered == 0 && len(b.failed) == 0 }
 
 func (b *batch) reset() {
-	b.answered, b.notFound = 0, 0
+	b.answered, b.notFound, b.replacing = 0, 0, 0
 	clear(b.failed)
 	b.failed = b.failed[:0]
 }
@@ -249,6 +251,9 @@ func (w *writer) stage(b *batch, o *outcome) error {
 	b.answered++
 	if o.status.DeliveryStatus == smsbat.StatusNotFound {
 		b.notFound++
+	}
+	if o.replaces {
+		b.replacing++
 	}
 	w.row = statusRow(w.row, w.runIDValue, o)
 	if err := b.checks.AppendRow(w.row...); err != nil {
@@ -278,11 +283,15 @@ func (w *writer) commit(ctx context.Context, b *batch) (err error) {
 	if err := b.errs.Flush(); err != nil {
 		return fmt.Errorf("store %d fetch errors: %w", len(b.failed), err)
 	}
-	for _, q := range []string{
-		`INSERT INTO status_checks SELECT * FROM batch_checks`,
-		`DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`,
-		`INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`,
-	} {
+	stmts := []string{`INSERT INTO status_checks SELECT * FROM batch_checks`}
+	if b.replacing > 0 {
+		// Skipped for a batch of first answers (a campaign's first fetch): the delete scans
+		// status_latest whole unless the batch's IDs fall outside its range (120 ms per
+		// batch of 20,000 random IDs on a file of 7M messages).
+		stmts = append(stmts, `DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`)
+	}
+	stmts = append(stmts, `INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`)
+	for _, q := range stmts {
 		if _, err := b.conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("store batch of %d answers: %w", b.answered, err)
 		}
