@@ -138,8 +138,8 @@ func (w *writer) run(in <-chan outcome) error {
 		if cur.empty() {
 			return nil
 		}
-		// The Appender's flush is done here, not in the commit: the committer is the
-		// slower of the two.
+		// Flushed on the staging side: in the commit it measured the same, and this way
+		// the committer gets a batch that is wholly in its staging table.
 		if err := cur.checks.Flush(); err != nil {
 			return fmt.Errorf("store batch of %d answers: %w", cur.answered, err)
 		}
@@ -262,8 +262,9 @@ func (w *writer) stage(b *batch, o *outcome) error {
 	return nil
 }
 
-// commit stores a staged (and flushed) batch and the run's counters in a single transaction, so after a
-// crash the database holds whole batches and counters that match them.
+// commit stores a staged (and flushed) batch and the run's counters in a single
+// transaction, so after a crash the database holds whole batches and counters that match
+// them.
 func (w *writer) commit(ctx context.Context, b *batch) (err error) {
 	if _, err := b.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("begin batch: %w", err)
