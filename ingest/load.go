@@ -182,16 +182,13 @@ func freshTempTable(ctx context.Context, conn *sql.Conn, app *duckdb.Appender, t
 	if _, err := conn.ExecContext(ctx, create); err != nil {
 		return nil, err
 	}
-	app = nil
+	var fresh *duckdb.Appender
 	err := conn.Raw(func(dc any) error {
 		var err error
-		app, err = duckdb.NewAppender(dc.(driver.Conn), "temp", "main", table)
+		fresh, err = duckdb.NewAppender(dc.(driver.Conn), "temp", "main", table)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return app, nil
+	return fresh, err
 }
 
 // loader is the state of one load between its chunks.
