@@ -188,7 +188,10 @@ func freshTempTable(ctx context.Context, conn *sql.Conn, app *duckdb.Appender, t
 		fresh, err = duckdb.NewAppender(dc.(driver.Conn), "temp", "main", table)
 		return err
 	})
-	return fresh, err
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
 }
 
 // loader is the state of one load between its chunks.
