@@ -481,15 +481,8 @@ func BenchmarkWriter(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				ctx := context.Background()
-				db, err := store.Open(ctx, filepath.Join(b.TempDir(), fmt.Sprintf("w-%d.duckdb", iter)), store.Options{MemoryLimit: c.memoryLimit})
-				if err != nil {
-					b.Fatal(err)
-				}
+				db, runID := openRunning(b, filepath.Join(b.TempDir(), fmt.Sprintf("w-%d.duckdb", iter)), store.Options{MemoryLimit: c.memoryLimit})
 				iter++
-				var runID int64
-				if err := db.QueryRowContext(ctx, `INSERT INTO runs (started_at, outcome) VALUES (now(), 'running') RETURNING run_id`).Scan(&runID); err != nil {
-					b.Fatal(err)
-				}
 				cfg := &Config{BatchSize: defaultBatchSize, FlushEvery: time.Second}
 				in := make(chan outcome, 64) // the size the pool's outcomes channel has at concurrency 16
 				b.StartTimer()
@@ -498,12 +491,7 @@ func BenchmarkWriter(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				go func() {
-					for _, o := range outs {
-						in <- o
-					}
-					close(in)
-				}()
+				go sendAll(in, outs)
 				if err := w.run(in); err != nil {
 					b.Fatal(err)
 				}

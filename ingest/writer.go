@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -353,7 +352,7 @@ func statusRow(row []driver.Value, runID driver.Value, o *outcome) []driver.Valu
 // rawBody is the raw column: the body as received, or NULL when empty. A valid UTF-8 body
 // goes to the Appender as []byte, which it copies into DuckDB as it is, where a string
 // would cost a copy per answer first (a third of building a row); invalid UTF-8, which
-// DuckDB refuses in a VARCHAR, is replaced.
+// DuckDB refuses in a VARCHAR, is replaced as sanitize does.
 func rawBody(b []byte) driver.Value {
 	switch {
 	case len(b) == 0:
@@ -361,7 +360,7 @@ func rawBody(b []byte) driver.Value {
 	case utf8.Valid(b):
 		return b
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return sanitize(string(b))
 }
 
 // money hands the Appender an int64 of micro-units: into DECIMAL(18,6) that is stored

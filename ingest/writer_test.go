@@ -16,28 +16,15 @@ import (
 // (27 MiB when they were emptied with DELETE).
 func TestWriterStagingDoesNotAccumulate(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "w.duckdb"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, runID := openRunning(t, filepath.Join(t.TempDir(), "w.duckdb"), store.Options{})
 	defer db.Close()
-	var runID int64
-	if err := db.QueryRowContext(ctx,
-		`INSERT INTO runs (started_at, outcome) VALUES (now(), 'running') RETURNING run_id`).Scan(&runID); err != nil {
-		t.Fatal(err)
-	}
 	w, err := newWriter(ctx, db, runID, &counters{}, &Config{BatchSize: 2000, FlushEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.close()
 	in := make(chan outcome)
-	go func() {
-		for _, o := range benchOutcomes(40_000, 0.4, 0) {
-			in <- o
-		}
-		close(in)
-	}()
+	go sendAll(in, benchOutcomes(40_000, 0.4, 0))
 	if err := w.run(in); err != nil {
 		t.Fatal(err)
 	}
@@ -56,4 +43,30 @@ func TestWriterStagingDoesNotAccumulate(t *testing.T) {
 		t.Errorf("%d answers stored, in-memory tables hold %d bytes after the checkpoint; want 40000 and at most 2 MiB",
 			stored, inMemory)
 	}
+}
+
+// openRunning opens a fresh database at path with a run in progress for a writer to write
+// to.
+func openRunning(tb testing.TB, path string, opts store.Options) (*store.DB, int64) {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, path, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var runID int64
+	if err := db.QueryRowContext(ctx,
+		`INSERT INTO runs (started_at, outcome) VALUES (now(), 'running') RETURNING run_id`).Scan(&runID); err != nil {
+		db.Close()
+		tb.Fatal(err)
+	}
+	return db, runID
+}
+
+// sendAll sends outs to the writer's input, then closes it.
+func sendAll(in chan<- outcome, outs []outcome) {
+	for _, o := range outs {
+		in <- o
+	}
+	close(in)
 }
