@@ -69,10 +69,8 @@ type Config struct {
 	FlushEvery time.Duration
 
 	Logger *slog.Logger
-	// ProgressBar, when non-nil, gets a live progress bar (a terminal's stderr). Otherwise
-	// a progress log line is written every LogEvery.
-	ProgressBar io.Writer
-	LogEvery    time.Duration
+	// Progress, when not nil, is told how the run goes; ingest shows nothing itself.
+	Progress Progress
 }
 
 func (c *Config) setDefaults() error {
@@ -121,9 +119,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = time.Second
-	}
-	if c.LogEvery <= 0 {
-		c.LogEvery = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -40,12 +40,8 @@ type counters struct {
 	answered, notFound, failed int64 // stored
 }
 
-type countSnapshot struct {
-	Requests, Done, Errored, Retries, RateLimited int64
-}
-
-func (c *counters) snapshot() countSnapshot {
-	return countSnapshot{c.requests.Load(), c.done.Load(), c.errored.Load(), c.retries.Load(), c.rateLimited.Load()}
+func (c *counters) snapshot() Counts {
+	return Counts{c.requests.Load(), c.done.Load(), c.errored.Load(), c.retries.Load(), c.rateLimited.Load()}
 }
 
 func (c *counters) stored(answered, notFound, failed int64) {

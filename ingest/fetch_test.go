@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/smsbat"
 	"github.com/batstat/batstat/smsbat/smsbattest"
@@ -333,7 +335,6 @@ func TestFetchStopsOnUnauthorized(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	cfg.LogEvery = time.Millisecond
 	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 	var ae *ingest.AuthError
 	if !errors.As(err, &ae) {
@@ -556,20 +557,51 @@ func TestFetchInterruptedKeepsAnswers(t *testing.T) {
 	}
 }
 
-func TestFetchLogsProgressWithoutTerminal(t *testing.T) {
+// recordedProgress records what a run tells its Progress.
+type recordedProgress struct {
+	mu            sync.Mutex
+	starts, stops int
+	total         int64
+	counts        func() ingest.Counts
+	atStop        ingest.Counts
+	requestsSeen  int64 // server requests when Start was called
+	server        *smsbattest.Server
+}
+
+func (p *recordedProgress) Start(total int64, counts func() ingest.Counts) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.starts++
+	p.total, p.counts = total, counts
+	p.requestsSeen = p.server.Count()
+}
+
+func (p *recordedProgress) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stops++
+	p.atStop = p.counts()
+}
+
+func TestFetchReportsProgress(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
-	opts.Latency = 10 * time.Millisecond
+	opts.Fault500 = 0.2
 	f := newFixture(t, opts, 100)
 	cfg := f.config(t)
-	cfg.Concurrency = 2
-	var logs bytes.Buffer
-	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	cfg.LogEvery = 50 * time.Millisecond
-	if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
+	prog := &recordedProgress{server: f.srv}
+	cfg.Progress = prog
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	n := strings.Count(logs.String(), `"msg":"fetch progress"`)
-	if n < 2 || !strings.Contains(logs.String(), `"total":100`) {
-		t.Errorf("got %d progress lines in %v of work, want several with the total:\n%s", n, 500*time.Millisecond, logs.String())
+	if prog.starts != 1 || prog.stops != 1 {
+		t.Fatalf("Progress started %d and stopped %d times, want once each", prog.starts, prog.stops)
+	}
+	if prog.total != 100 || prog.requestsSeen != 0 {
+		t.Errorf("Start(total %d) after %d requests, want total 100 before any request", prog.total, prog.requestsSeen)
+	}
+	want := ingest.Counts{Requests: sum.Requests, Done: 100, Errored: sum.Failed, Retries: sum.Retries, RateLimited: sum.RateLimited}
+	if diff := cmp.Diff(want, prog.atStop); diff != "" || sum.Retries == 0 {
+		t.Errorf("counts at Stop (-want +got):\n%s(summary %+v: want some retries)", diff, sum)
 	}
 }

@@ -1,81 +1,40 @@
 package ingest
 
-import (
-	"fmt"
-	"sync"
-	"time"
-
-	"github.com/schollz/progressbar/v3"
-)
-
-// progress shows how a run goes: a bar on a terminal, a log line every LogEvery otherwise
-// (cron), so a long run is never silent.
-type progress struct {
-	done chan struct{}
-	wg   sync.WaitGroup
+// Counts is how far a run has got. Every figure only grows during a run.
+type Counts struct {
+	Requests    int64 // HTTP attempts made, retries included
+	Done        int64 // messages finished, answered or failed (not necessarily stored yet)
+	Errored     int64 // messages finished as failures after their retries
+	Retries     int64 // attempts after a message's first
+	RateLimited int64 // 429 answers seen
 }
 
-func startProgress(cfg *Config, total int64, stats *counters) *progress {
-	p := &progress{done: make(chan struct{})}
-	if cfg.ProgressBar != nil {
-		bar := progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(cfg.ProgressBar),
-			progressbar.OptionSetDescription("fetching"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("msg"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionClearOnFinish(),
-		)
-		p.loop(200*time.Millisecond, func(final bool) {
-			s := stats.snapshot()
-			if s.Errored > 0 || s.Retries > 0 {
-				bar.Describe(fmt.Sprintf("fetching (%d failed, %d retries, %d×429)", s.Errored, s.Retries, s.RateLimited))
-			}
-			bar.Set64(s.Done)
-			if final {
-				bar.Finish()
-			}
-		})
-		return p
+// Progress is told how a run goes, so that the caller can show it: a bar on a terminal, a
+// log line now and then in a cron job's log. The engine draws nothing itself.
+//
+// A run calls Start once the messages to ask are known, before the first request, with
+// their number and a function that returns the current Counts; that function is cheap,
+// safe to call from any goroutine, and valid until Stop returns. The run calls Stop once
+// the last request has ended, whether the run succeeded, failed or was interrupted, and
+// before it returns its Summary. A run whose inputs fail to load calls neither. A Progress
+// set in a Config that serves several runs is started and stopped once per run.
+type Progress interface {
+	Start(total int64, counts func() Counts)
+	Stop()
+}
+
+// progress calls the Config's Progress, if any.
+type progress struct{ p Progress }
+
+func startProgress(cfg *Config, total int64, stats *counters) progress {
+	if cfg.Progress != nil {
+		cfg.Progress.Start(total, stats.snapshot)
 	}
-	start := time.Now()
-	p.loop(cfg.LogEvery, func(final bool) {
-		if final {
-			return // the caller logs the summary
-		}
-		s := stats.snapshot()
-		elapsed := time.Since(start)
-		perSec := float64(s.Done) / elapsed.Seconds()
-		attrs := []any{"done", s.Done, "total", total, "failed", s.Errored, "retries", s.Retries,
-			"rate_limited", s.RateLimited, "per_second", fmt.Sprintf("%.1f", perSec)}
-		if perSec > 0 && total > s.Done {
-			attrs = append(attrs, "eta", (time.Duration(float64(total-s.Done)/perSec) * time.Second).Round(time.Second))
-		}
-		cfg.Logger.Info("fetch progress", attrs...)
-	})
-	return p
+	return progress{cfg.Progress}
 }
 
-func (p *progress) loop(every time.Duration, tick func(final bool)) {
-	p.wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				tick(false)
-			case <-p.done:
-				tick(true)
-				return
-			}
-		}
-	})
-}
-
-func (p *progress) stop() {
-	close(p.done)
-	p.wg.Wait()
+func (p progress) stop() {
+	if p.p != nil {
+		p.p.Stop()
+	}
 }

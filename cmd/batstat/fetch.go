@@ -98,9 +98,7 @@ func runFetch(c *cli.Context, e *env) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if e.stderrTTY && !c.Bool("no-progress") {
-		cfg.ProgressBar = e.stderr
-	}
+	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !c.Bool("no-progress"), log)
 
 	db, err := openDB(c, false)
 	if err != nil {
