@@ -7,10 +7,11 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batstat/batstat/ingest/idlist"
@@ -47,9 +48,9 @@ type Config struct {
 	Concurrency int           // workers; at least 1
 	Rate        float64       // requests per second over all workers and retries; 0 = unlimited
 	Burst       int           // token bucket size; 0 = max(1, ceil(Rate))
-	Timeout     time.Duration // per request; also bounds the wait for in-flight requests on interrupt
+	Timeout     time.Duration // per request (0 = DefaultTimeout); also bounds the wait for in-flight requests on interrupt
 	Retries     int           // further attempts per message after the first
-	Refresh     Refresh
+	Refresh     Refresh       // "" = RefreshPending
 
 	// MaxRetryAfter caps how long a Retry-After can make the run wait (default 5 min): a
 	// server once asked a client for 484,289 hours.
@@ -73,34 +74,81 @@ type Config struct {
 	Progress Progress
 }
 
-func (c *Config) setDefaults() error {
+// DefaultTimeout is the per-request timeout of a Config whose Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// ConfigError is a field of a Config that a fetch cannot run with. Validate returns one for
+// each such field, so that a caller can name its own flag or setting for the field.
+type ConfigError struct {
+	Field string // the Config field, e.g. "Concurrency"
+	Value string // the value as given, formatted; "" when the rule is about the field as a whole
+	Rule  string // what the value must be, e.g. "must be at least 1"
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == "" {
+		return strings.ToLower(e.Field) + ": " + e.Rule
+	}
+	return strings.ToLower(e.Field) + " " + e.Value + ": " + e.Rule
+}
+
+// Validate reports every field of c that a fetch cannot run with, each as a *ConfigError,
+// joined with errors.Join. It applies no defaults: NewJob and Fetch give the zero fields
+// that have one (see each field) their default first, whereas a caller that sets every
+// field from its own flags calls Validate to learn of a zero Timeout or an empty Refresh.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, value, rule string) {
+		errs = append(errs, &ConfigError{Field: field, Value: value, Rule: rule})
+	}
 	if c.Client == nil {
-		return errors.New("fetch: no API client")
+		bad("Client", "", "no API client")
 	}
 	if len(c.Inputs) == 0 {
-		return errors.New("fetch: no input files")
+		bad("Inputs", "", "no input files")
+	}
+	if n := countStdin(c.Inputs); n > 1 {
+		// One reader cannot be read twice; nor would a second read see the same rows.
+		bad("Inputs", "", `"-" (stdin) given more than once`)
 	}
 	if c.Concurrency < 1 {
-		return fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency)
+		bad("Concurrency", strconv.Itoa(c.Concurrency), "must be at least 1")
 	}
 	if c.Rate < 0 {
-		return fmt.Errorf("rate %g: must be 0 (unlimited) or more", c.Rate)
+		bad("Rate", strconv.FormatFloat(c.Rate, 'g', -1, 64), "must be 0 (unlimited) or more")
 	}
 	if c.Burst < 0 {
-		return fmt.Errorf("burst %d: must not be negative", c.Burst)
-	}
-	if c.Retries < 0 {
-		return fmt.Errorf("retries %d: must not be negative", c.Retries)
-	}
-	switch c.Refresh {
-	case "":
-		c.Refresh = RefreshPending
-	case RefreshPending, RefreshAll:
-	default:
-		return fmt.Errorf("refresh %q: want pending or all", c.Refresh)
+		bad("Burst", strconv.Itoa(c.Burst), "must not be negative")
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
+		bad("Timeout", c.Timeout.String(), "must be positive")
+	}
+	if c.Retries < 0 {
+		bad("Retries", strconv.Itoa(c.Retries), "must not be negative")
+	}
+	if c.Refresh != RefreshPending && c.Refresh != RefreshAll {
+		bad("Refresh", strconv.Quote(string(c.Refresh)), "want pending or all")
+	}
+	return errors.Join(errs...)
+}
+
+func countStdin(inputs []string) int {
+	n := 0
+	for _, name := range inputs {
+		if name == "-" {
+			n++
+		}
+	}
+	return n
+}
+
+// setDefaults gives the zero fields that have a default their default.
+func (c *Config) setDefaults() {
+	if c.Refresh == "" {
+		c.Refresh = RefreshPending
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 5 * time.Minute
@@ -126,7 +174,6 @@ func (c *Config) setDefaults() error {
 	if c.Stdin == nil {
 		c.Stdin = eofReader{}
 	}
-	return nil
 }
 
 // MemoryLimit is the DuckDB memory limit a fetch is built and measured for (batstat fetch

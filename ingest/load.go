@@ -28,15 +28,7 @@ type loadStats struct {
 // ID-less file fails the run before a single row is loaded or a request is sent.
 func openInputs(cfg *Config) ([]*idlist.Reader, error) {
 	readers := make([]*idlist.Reader, 0, len(cfg.Inputs))
-	stdinUsed := false
 	for _, name := range cfg.Inputs {
-		if name == "-" {
-			if stdinUsed {
-				closeAll(readers)
-				return nil, errors.New(`"-" (stdin) given more than once`)
-			}
-			stdinUsed = true
-		}
 		r, err := openInput(cfg, name)
 		if err != nil {
 			closeAll(readers)

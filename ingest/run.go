@@ -53,22 +53,18 @@ func (s *Summary) LogAttrs() []any {
 	}
 }
 
-// Fetch runs one fetch on db: read and load the inputs, ask the API, store the answers,
-// record the run. The returned Summary is non-nil whenever a run row was created, also
+// Run runs the job on db: load the inputs, ask the API, store the answers, record the run.
+// A Job runs once. The returned Summary is non-nil whenever a run row was created, also
 // with an error. An interrupted run (ctx cancelled) returns context.Cause(ctx) after
 // flushing every answer already received.
-func Fetch(ctx context.Context, db *store.DB, cfg Config) (*Summary, error) {
-	if err := cfg.setDefaults(); err != nil {
-		return nil, err
+func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
+	if j.ran {
+		return nil, errRanTwice
 	}
+	j.ran = true
+	cfg, readers := j.cfg, j.readers
 	start := time.Now()
 	log := cfg.Logger
-
-	readers, err := openInputs(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(readers)
 
 	loadConn, err := db.Conn(ctx)
 	if err != nil {

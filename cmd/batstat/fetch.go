@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -30,13 +30,13 @@ func fetchCommand(e *env) *cli.Command {
 		&cli.IntFlag{Name: "concurrency", Usage: "requests in flight at once", Value: 10},
 		&cli.Float64Flag{Name: "rate", Usage: "requests per second, retries included (0 = unlimited)", Value: 10},
 		&cli.IntFlag{Name: "burst", Usage: "token bucket size (default: same as --rate)"},
-		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: 10 * time.Second},
+		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
 		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
 		&cli.StringFlag{Name: "campaign", Usage: "campaign `NAME` of every row (default: a campaign column, else the file name)"},
 		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, message_id or id)"},
 		&cli.StringFlag{Name: "campaign-column", Usage: "campaign column `NAME` (default: campaign)"},
 		&cli.StringFlag{Name: "delimiter", Usage: `field separator: ",", ";", "\t" or "tab" (default: detected)`},
-		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: "pending"},
+		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 	}
@@ -91,15 +91,22 @@ func runFetch(c *cli.Context, e *env) error {
 		Refresh:     ingest.Refresh(c.String("refresh")),
 		Logger:      log,
 	}
-	if err := checkFetchNumbers(&cfg); err != nil {
-		return err
-	}
 	cfg.Client, err = smsbat.NewClient(apiURL, auth, smsbat.NewHTTPClient(cfg.Timeout, cfg.Concurrency))
 	if err != nil {
 		return usagef("%v", err)
 	}
+	if err := cfg.Validate(); err != nil {
+		return fetchUsage(err)
+	}
 	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !c.Bool("no-progress"), log)
 
+	// Every input is opened before the database, so that an input that cannot be read
+	// leaves no database file behind.
+	job, err := ingest.NewJob(cfg)
+	if err != nil {
+		return err
+	}
+	defer job.Close()
 	db, err := openDB(c, false)
 	if err != nil {
 		return err
@@ -107,7 +114,7 @@ func runFetch(c *cli.Context, e *env) error {
 	defer db.Close()
 	log.Info("fetch starting", "db", db.Path, "api_url", apiURL, "auth", auth.String(),
 		"inputs", len(inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
-	sum, err := ingest.Fetch(c.Context, db, cfg)
+	sum, err := job.Run(c.Context, db)
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 	}
@@ -204,28 +211,34 @@ func readOptions(c *cli.Context) (idlist.Options, error) {
 	return o, nil
 }
 
-func checkFetchNumbers(cfg *ingest.Config) error {
-	var errs []error
-	if cfg.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("--concurrency %d: must be at least 1", cfg.Concurrency))
+// fetchFlags names the flag that sets each field of ingest.Config that comes from one.
+var fetchFlags = map[string]string{
+	"Concurrency": "--concurrency",
+	"Rate":        "--rate",
+	"Burst":       "--burst",
+	"Timeout":     "--timeout",
+	"Retries":     "--retries",
+	"Refresh":     "--refresh",
+}
+
+// fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
+// flags.
+func fetchUsage(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = slices.Clone(j.Unwrap())
 	}
-	if cfg.Rate < 0 {
-		errs = append(errs, fmt.Errorf("--rate %g: must be 0 (unlimited) or more", cfg.Rate))
+	for i, err := range errs {
+		var ce *ingest.ConfigError
+		if !errors.As(err, &ce) {
+			continue
+		}
+		switch flag, ok := fetchFlags[ce.Field]; {
+		case ok:
+			errs[i] = fmt.Errorf("%s %s: %s", flag, ce.Value, ce.Rule)
+		case ce.Field == "Inputs":
+			errs[i] = fmt.Errorf("fetch: %s", ce.Rule)
+		}
 	}
-	if cfg.Burst < 0 {
-		errs = append(errs, fmt.Errorf("--burst %d: must not be negative", cfg.Burst))
-	}
-	if cfg.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("--timeout %v: must be positive", cfg.Timeout))
-	}
-	if cfg.Retries < 0 {
-		errs = append(errs, fmt.Errorf("--retries %d: must not be negative", cfg.Retries))
-	}
-	if cfg.Refresh != ingest.RefreshPending && cfg.Refresh != ingest.RefreshAll {
-		errs = append(errs, fmt.Errorf("--refresh %q: want pending or all", cfg.Refresh))
-	}
-	if len(errs) > 0 {
-		return &usageError{errors.Join(errs...)}
-	}
-	return nil
+	return &usageError{errors.Join(errs...)}
 }

@@ -135,6 +135,49 @@ func TestExitStatuses(t *testing.T) {
 	}
 }
 
+// A fetch opens and checks every input before it creates the database: an input that
+// cannot be read, or bad usage, leaves no database file behind and sends no request.
+func TestFetchChecksInputsBeforeTheDatabase(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	tests := []struct {
+		name  string
+		files map[string]string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"missing file", nil, []string{"missing.csv"}, 1, "missing.csv"},
+		{"missing file after a good one", map[string]string{"a.csv": "id\na-1\n"}, []string{"a.csv", "missing.csv"}, 1, "missing.csv"},
+		{"empty file", map[string]string{"empty.csv": ""}, []string{"empty.csv"}, 1, "empty.csv"},
+		{"glob without a match", nil, []string{"sent-*.csv"}, 1, "no files match"},
+		{"stdin twice", nil, []string{"-", "-"}, 2, `"-" (stdin) given more than once`},
+		{"bad number", map[string]string{"a.csv": "id\na-1\n"}, []string{"--concurrency", "0", "a.csv"}, 2, "--concurrency 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, text := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"fetch", "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey}, tt.args...)
+			r := runCLI(t, dir, "id\nx-1\n", args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("batstat %v = exit %d, stderr:\n%s\nwant exit %d and %q", tt.args, r.code, r.stderr, tt.code, tt.want)
+			}
+			for _, name := range []string{"batstat.duckdb", "batstat.duckdb.wal"} {
+				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+					t.Errorf("batstat %v left %s behind", tt.args, name)
+				}
+			}
+		})
+	}
+	if n := srv.Count(); n != 0 {
+		t.Errorf("%d requests sent by runs that could not start", n)
+	}
+}
+
 func TestFetchAuthModes(t *testing.T) {
 	srv := smsbattest.NewServer(t, smsbattest.Options{APIKey: "k-123", Username: "ann", Password: "pw"})
 	dir := t.TempDir()
