@@ -46,10 +46,10 @@ type ExportOptions struct {
 // /dev/stdout would work on Linux for csv and json, but it bypasses the caller's writer
 // (tests, --output handling) and does not exist on Windows.
 func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, err error) {
-	format, err := exportFormat(opts.Format, opts.Output)
-	if err != nil {
+	if err := opts.Validate(); err != nil {
 		return 0, err
 	}
+	format, _ := exportFormat(opts.Format, opts.Output)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
@@ -58,8 +58,6 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 
 	var source string // SQL of what COPY reads: a quoted name or "(query)"
 	switch {
-	case opts.Table != "" && opts.Query != "":
-		return 0, errors.New("export: give a table or a query, not both")
 	case opts.Query != "":
 		q := strings.TrimRight(strings.TrimSpace(opts.Query), "; \t\r\n")
 		noParams := func(st *duckdb.Stmt) error {
@@ -98,12 +96,6 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 	toStdout := opts.Output == "" || opts.Output == "-"
 	path := opts.Output
 	if toStdout {
-		if opts.PartitionBy != "" {
-			return 0, errors.New("export: --partition-by writes a directory: give --output")
-		}
-		if opts.Stdout == nil {
-			return 0, errors.New("export: no output: give a path")
-		}
 		f, err := os.CreateTemp("", "batstat-export-*."+format)
 		if err != nil {
 			return 0, fmt.Errorf("export: %w", err)
@@ -140,6 +132,27 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 		}
 	}
 	return rows, nil
+}
+
+// Validate reports what makes opts unusable whatever the database holds: both a table
+// and a query, an unknown format, a partitioned export without an output directory, stdout
+// without a writer. Export calls it first.
+func (opts ExportOptions) Validate() error {
+	if opts.Table != "" && opts.Query != "" {
+		return errors.New("export: give a table or a query, not both")
+	}
+	if _, err := exportFormat(opts.Format, opts.Output); err != nil {
+		return err
+	}
+	if opts.Output == "" || opts.Output == "-" {
+		if opts.PartitionBy != "" {
+			return errors.New("export: --partition-by writes a directory: give --output")
+		}
+		if opts.Stdout == nil {
+			return errors.New("export: no output: give a path")
+		}
+	}
+	return nil
 }
 
 // exportFormat picks the COPY format from the option or the output's extension.

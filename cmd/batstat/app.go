@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if f, ok := stderr.(*os.File); ok {
 		e.stderrTTY = isatty.IsTerminal(f.Fd())
 	}
-	app := newApp(e)
+	app := newApp(e, commands(e)...)
 	err := app.RunContext(ctx, args)
 	code := exitCode(err)
 	if err != nil {
@@ -85,7 +85,37 @@ func exitCode(err error) int {
 	return exitFatal
 }
 
-func newApp(e *env) *cli.App {
+// commands are batstat's commands. Each is built the same way: an options struct; a
+// function that turns the flags and arguments into options, checking every value once
+// (bad usage is a *usageError); and a run function that does the work with the options
+// and env alone. The command's Action calls the run function it is given, so a test can
+// capture the options instead; nil means the real one.
+func commands(e *env) []*cli.Command {
+	return []*cli.Command{
+		fetchCommand(e, nil),
+		reportCommand(e, nil),
+		queryCommand(e, nil),
+		exportCommand(e, nil),
+		demoCommand(e, nil),
+		mockServerCommand(e, nil),
+	}
+}
+
+// runFunc is a command's run function.
+type runFunc[O any] func(ctx context.Context, opts O, e *env) error
+
+// action is a command's Action: parse the options, then hand them to runF.
+func action[O any](e *env, parse func(*cli.Context, *env) (O, error), runF runFunc[O]) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		opts, err := parse(c, e)
+		if err != nil {
+			return err
+		}
+		return runF(c.Context, opts, e)
+	}
+}
+
+func newApp(e *env, cmds ...*cli.Command) *cli.App {
 	return &cli.App{
 		Name:  "batstat",
 		Usage: "SMSBAT campaign delivery analytics: fetch statuses into DuckDB, report, export",
@@ -108,14 +138,7 @@ func newApp(e *env) *cli.App {
 			cli.ShowAppHelp(c)
 			return usagef("no command given")
 		},
-		Commands: []*cli.Command{
-			fetchCommand(e),
-			reportCommand(e),
-			queryCommand(e),
-			exportCommand(e),
-			demoCommand(e),
-			mockServerCommand(e),
-		},
+		Commands: cmds,
 	}
 }
 
@@ -137,34 +160,66 @@ func logFlags() []cli.Flag {
 	}
 }
 
-func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.String("log-format") {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, usagef("--log-format %q: want text or json", c.String("log-format"))
+// logOptions are --log-format and --log-level.
+type logOptions struct {
+	level slog.Level
+	json  bool
 }
 
-// openDB opens the --db file; a read-only open requires the file to exist.
-func openDB(c *cli.Context, readOnly bool) (*store.DB, error) {
-	path := c.String("db")
+func newLogOptions(c *cli.Context) (logOptions, error) {
+	var o logOptions
+	if err := o.level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return o, usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	switch c.String("log-format") {
+	case "text":
+	case "json":
+		o.json = true
+	default:
+		return o, usagef("--log-format %q: want text or json", c.String("log-format"))
+	}
+	return o, nil
+}
+
+func (o logOptions) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: o.level}
+	if o.json {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// dbOptions are --db and DuckDB's resources.
+type dbOptions struct {
+	path        string
+	threads     int
+	memoryLimit string
+}
+
+func newDBOptions(c *cli.Context) dbOptions {
+	return dbOptions{path: c.String("db"), threads: c.Int("threads"), memoryLimit: c.String("memory-limit")}
+}
+
+// open opens the database; a read-only open requires the file to exist.
+func (o dbOptions) open(ctx context.Context, readOnly bool) (*store.DB, error) {
 	if readOnly {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", path)
+		if _, err := os.Stat(o.path); err != nil {
+			return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", o.path)
 		}
 	}
-	return store.Open(c.Context, path, store.Options{
+	return store.Open(ctx, o.path, store.Options{
 		ReadOnly:    readOnly,
-		Threads:     c.Int("threads"),
-		MemoryLimit: c.String("memory-limit"),
+		Threads:     o.threads,
+		MemoryLimit: o.memoryLimit,
 	})
+}
+
+// memoryHint names the flag to raise when DuckDB ran out of memory.
+func (o dbOptions) memoryHint(err error) error {
+	if store.IsOutOfMemory(err) {
+		return fmt.Errorf("%w\n(DuckDB ran out of the %s it may use: raise --memory-limit)", err, o.memoryLimit)
+	}
+	return err
 }
 
 // resourceFlags are DuckDB's resources. memoryLimit is the command's default, "" meaning
@@ -179,12 +234,4 @@ func resourceFlags(memoryLimit string) []cli.Flag {
 		&cli.IntFlag{Name: "threads", Usage: "DuckDB worker threads (0 = one per core)"},
 		&cli.StringFlag{Name: "memory-limit", Usage: usage, Value: memoryLimit},
 	}
-}
-
-// memoryHint names the flag to raise when DuckDB ran out of memory.
-func memoryHint(c *cli.Context, err error) error {
-	if store.IsOutOfMemory(err) {
-		return fmt.Errorf("%w\n(DuckDB ran out of the %s it may use: raise --memory-limit)", err, c.String("memory-limit"))
-	}
-	return err
 }

@@ -23,7 +23,10 @@ import (
 // demoMarker is written into batstat_meta so that demo only ever replaces a file it made.
 const demoMarker = "demo"
 
-func demoCommand(e *env) *cli.Command {
+func demoCommand(e *env, runF runFunc[*demoOptions]) *cli.Command {
+	if runF == nil {
+		runF = runDemo
+	}
 	return withUsageErrors(&cli.Command{
 		Name:  "demo",
 		Usage: "run the whole job on the sample campaigns against an in-process fake API and print the reports",
@@ -34,21 +37,32 @@ func demoCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "db", Usage: "DuckDB database `PATH` to (re)create", Value: "batstat-demo.duckdb"},
 			&cli.StringFlag{Name: "format", Usage: "report format: table, csv, json or markdown", Value: "table"},
 		}, logFlags()...),
-		Action: func(c *cli.Context) error { return runDemo(c, e) },
+		Action: action(e, newDemoOptions, runF),
 	})
 }
 
-func runDemo(c *cli.Context, e *env) error {
-	ctx := c.Context
-	format, err := report.ParseFormat(c.String("format"))
-	if err != nil {
-		return &usageError{err}
+// demoOptions are batstat demo's flags, checked.
+type demoOptions struct {
+	path   string
+	format report.Format
+	log    logOptions
+}
+
+func newDemoOptions(c *cli.Context, _ *env) (*demoOptions, error) {
+	o := &demoOptions{path: c.String("db")}
+	var err error
+	if o.format, err = parseFormat(c); err != nil {
+		return nil, err
 	}
-	log, err := newLogger(c, e.stderr)
-	if err != nil {
-		return err
+	if o.log, err = newLogOptions(c); err != nil {
+		return nil, err
 	}
-	path := c.String("db")
+	return o, nil
+}
+
+func runDemo(ctx context.Context, o *demoOptions, e *env) error {
+	log := o.log.logger(e.stderr)
+	path := o.path
 	if err := removeDemoDB(ctx, path); err != nil {
 		return err
 	}
@@ -117,7 +131,7 @@ func runDemo(c *cli.Context, e *env) error {
 		}
 		results = append(results, res)
 	}
-	if err := report.Render(e.stdout, format, results); err != nil {
+	if err := report.Render(e.stdout, o.format, results); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "\ndemo database: %s — try: batstat report --db %s channels stuck runs\n", path, path)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,7 +18,10 @@ import (
 	"github.com/batstat/batstat/smsbat"
 )
 
-func fetchCommand(e *env) *cli.Command {
+func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
+	if runF == nil {
+		runF = runFetch
+	}
 	flags := []cli.Flag{
 		dbFlag(),
 		&cli.StringFlag{Name: "api-url", Usage: "API base `URL`", EnvVars: []string{"SMSBAT_API_URL"}, Value: smsbat.DefaultBaseURL},
@@ -49,39 +53,39 @@ func fetchCommand(e *env) *cli.Command {
 		Description: "Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
 			"retries; 1 fatal error; 2 bad usage; 130/143 interrupted (after flushing what was fetched).",
 		Flags:  flags,
-		Action: func(c *cli.Context) error { return runFetch(c, e) },
+		Action: action(e, newFetchOptions, runF),
 	})
 }
 
-func runFetch(c *cli.Context, e *env) error {
+// fetchOptions are batstat fetch's flags and arguments, checked.
+type fetchOptions struct {
+	db  dbOptions
+	log logOptions
+	// auth is shown in the log (its String hides the secrets); config.Client sends it.
+	auth smsbat.Auth
+	// config is the run's configuration, validated, but for what comes from the env:
+	// Stdin, Logger and Progress.
+	config     ingest.Config
+	noProgress bool
+}
+
+// newFetchOptions turns fetch's flags and arguments into options. It reads --api-key-file
+// and expands globs, but opens no input and no database.
+func newFetchOptions(c *cli.Context, _ *env) (*fetchOptions, error) {
 	if c.NArg() == 0 {
-		return usagef("fetch: no input FILE given (use - for stdin)")
+		return nil, usagef("fetch: no input FILE given (use - for stdin)")
 	}
-	log, err := newLogger(c, e.stderr)
-	if err != nil {
-		return err
+	o := &fetchOptions{db: newDBOptions(c), noProgress: c.Bool("no-progress")}
+	var err error
+	if o.log, err = newLogOptions(c); err != nil {
+		return nil, err
 	}
-	auth, err := authFromFlags(c)
-	if err != nil {
-		return err
+	if o.auth, err = authFromFlags(c); err != nil {
+		return nil, err
 	}
 	apiURL := c.String("api-url")
-	if err := checkAPIURL(apiURL, c.Bool("allow-insecure-http")); err != nil {
-		return err
-	}
-	readOpts, err := readOptions(c)
-	if err != nil {
-		return err
-	}
-	inputs, err := idlist.Expand(c.Args().Slice())
-	if err != nil {
-		return err
-	}
 	cfg := ingest.Config{
 		APIURL:      apiURL,
-		Inputs:      inputs,
-		Stdin:       e.stdin,
-		Read:        readOpts,
 		Strict:      c.Bool("strict"),
 		Concurrency: c.Int("concurrency"),
 		Rate:        c.Float64("rate"),
@@ -89,32 +93,79 @@ func runFetch(c *cli.Context, e *env) error {
 		Timeout:     c.Duration("timeout"),
 		Retries:     c.Int("retries"),
 		Refresh:     ingest.Refresh(c.String("refresh")),
-		Logger:      log,
 	}
-	cfg.Client, err = smsbat.NewClient(apiURL, auth, smsbat.NewHTTPClient(cfg.Timeout, cfg.Concurrency))
+	cfg.Client, err = smsbat.NewClient(apiURL, o.auth, smsbat.NewHTTPClient(cfg.Timeout, cfg.Concurrency))
 	if err != nil {
-		return usagef("%v", err)
+		return nil, usagef("%v", err)
+	}
+	if err := checkAPIURL(apiURL, c.Bool("allow-insecure-http")); err != nil {
+		return nil, err
+	}
+	if cfg.Read, err = readOptions(c); err != nil {
+		return nil, err
+	}
+	if cfg.Inputs, err = idlist.Expand(c.Args().Slice()); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return fetchUsage(err)
+		return nil, fetchUsage(err)
 	}
-	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !c.Bool("no-progress"), log)
+	o.config = cfg
+	return o, nil
+}
 
-	// Every input is opened before the database, so that an input that cannot be read
-	// leaves no database file behind.
+// fetchFlags names the flag that sets each field of ingest.Config that comes from one.
+var fetchFlags = map[string]string{
+	"Concurrency": "--concurrency",
+	"Rate":        "--rate",
+	"Burst":       "--burst",
+	"Timeout":     "--timeout",
+	"Retries":     "--retries",
+	"Refresh":     "--refresh",
+}
+
+// fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
+// flags.
+func fetchUsage(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = slices.Clone(j.Unwrap())
+	}
+	for i, err := range errs {
+		var ce *ingest.ConfigError
+		if !errors.As(err, &ce) {
+			continue
+		}
+		switch flag, ok := fetchFlags[ce.Field]; {
+		case ok:
+			errs[i] = fmt.Errorf("%s %s: %s", flag, ce.Value, ce.Rule)
+		case ce.Field == "Inputs":
+			errs[i] = fmt.Errorf("fetch: %s", ce.Rule)
+		}
+	}
+	return &usageError{errors.Join(errs...)}
+}
+
+// runFetch opens every input, then the database, and runs the fetch.
+func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
+	log := o.log.logger(e.stderr)
+	cfg := o.config
+	cfg.Stdin, cfg.Logger = e.stdin, log
+	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.noProgress, log)
 	job, err := ingest.NewJob(cfg)
 	if err != nil {
 		return err
 	}
 	defer job.Close()
-	db, err := openDB(c, false)
+
+	db, err := o.db.open(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log.Info("fetch starting", "db", db.Path, "api_url", apiURL, "auth", auth.String(),
-		"inputs", len(inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
-	sum, err := job.Run(c.Context, db)
+	log.Info("fetch starting", "db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
+		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
+	sum, err := job.Run(ctx, db)
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 	}
@@ -122,7 +173,7 @@ func runFetch(c *cli.Context, e *env) error {
 		err = fmt.Errorf("close database %s: %w", db.Path, cerr)
 	}
 	if err != nil {
-		return memoryHint(c, err)
+		return o.db.memoryHint(err)
 	}
 	if sum.Failed > 0 {
 		return &partialError{failed: sum.Failed}
@@ -168,12 +219,13 @@ func authFromFlags(c *cli.Context) (smsbat.Auth, error) {
 	return a, nil
 }
 
-// checkAPIURL refuses plain http to anything but loopback: the credentials travel with
-// every request.
+// checkAPIURL refuses credentials in the URL and plain http to anything but loopback: the
+// credentials travel with every request. That it is an http(s) URL with a host is
+// smsbat.NewClient's to check.
 func checkAPIURL(raw string, allowInsecure bool) error {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("--api-url %q: want an http:// or https:// URL with a host", raw)
+	if err != nil {
+		return usagef("--api-url %q: %v", raw, err)
 	}
 	if u.User != nil {
 		return usagef("--api-url: put credentials in --username/--password or --api-key, not in the URL")
@@ -209,36 +261,4 @@ func readOptions(c *cli.Context) (idlist.Options, error) {
 		o.Delimiter = r
 	}
 	return o, nil
-}
-
-// fetchFlags names the flag that sets each field of ingest.Config that comes from one.
-var fetchFlags = map[string]string{
-	"Concurrency": "--concurrency",
-	"Rate":        "--rate",
-	"Burst":       "--burst",
-	"Timeout":     "--timeout",
-	"Retries":     "--retries",
-	"Refresh":     "--refresh",
-}
-
-// fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
-// flags.
-func fetchUsage(err error) error {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = slices.Clone(j.Unwrap())
-	}
-	for i, err := range errs {
-		var ce *ingest.ConfigError
-		if !errors.As(err, &ce) {
-			continue
-		}
-		switch flag, ok := fetchFlags[ce.Field]; {
-		case ok:
-			errs[i] = fmt.Errorf("%s %s: %s", flag, ce.Value, ce.Rule)
-		case ce.Field == "Inputs":
-			errs[i] = fmt.Errorf("fetch: %s", ce.Rule)
-		}
-	}
-	return &usageError{errors.Join(errs...)}
 }

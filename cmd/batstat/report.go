@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,10 @@ func outputFlags() []cli.Flag {
 	}
 }
 
-func reportCommand(e *env) *cli.Command {
+func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
+	if runF == nil {
+		runF = runReport
+	}
 	flags := []cli.Flag{
 		dbFlag(),
 		&cli.StringSliceFlag{Name: "campaign", Usage: "only this campaign (repeatable)"},
@@ -36,44 +40,67 @@ func reportCommand(e *env) *cli.Command {
 		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
 		ArgsUsage: "[NAME...]",
 		Flags:     flags,
-		Action:    func(c *cli.Context) error { return runReport(c, e) },
+		Action:    action(e, newReportOptions, runF),
 	})
 }
 
-func runReport(c *cli.Context, e *env) error {
-	defs, err := report.Defs(c.String("queries-dir"))
-	if err != nil {
-		return err
+// reportOptions are batstat report's flags and arguments, checked.
+type reportOptions struct {
+	db  dbOptions
+	out outputOptions
+	// list prints defs instead of running reports; the other flags are then not used.
+	list     bool
+	defs     []report.Def
+	selected []report.Def
+	filter   report.Filter
+}
+
+// newReportOptions reads the reports (--queries-dir included) and checks the names asked
+// for, the filter and the format.
+func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
+	o := &reportOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, list: c.Bool("list")}
+	var err error
+	if o.defs, err = report.Defs(c.String("queries-dir")); err != nil {
+		return nil, err
 	}
-	if c.Bool("list") {
-		w, closeOut, err := output(c, e)
-		if err != nil {
-			return err
-		}
-		for _, d := range defs {
-			fmt.Fprintf(w, "%-12s %s\n", d.Name, d.Description)
-		}
-		return closeOut()
+	if o.list {
+		return o, nil
 	}
-	filter := report.Filter{Campaigns: c.StringSlice("campaign")}
-	if filter.Since, err = parseTime("since", c.String("since")); err != nil {
-		return err
+	o.filter.Campaigns = c.StringSlice("campaign")
+	if o.filter.Since, err = parseTime("since", c.String("since")); err != nil {
+		return nil, err
 	}
-	if filter.Until, err = parseTime("until", c.String("until")); err != nil {
-		return err
+	if o.filter.Until, err = parseTime("until", c.String("until")); err != nil {
+		return nil, err
 	}
 	names := c.Args().Slice()
 	if len(names) == 0 {
 		names = report.DefaultNames()
 	}
-	selected, err := report.Select(defs, names...)
-	if err != nil {
-		return &usageError{err}
+	if o.selected, err = report.Select(o.defs, names...); err != nil {
+		return nil, &usageError{err}
 	}
-	return readAndRender(c, e, func(db *store.DB) ([]*report.Result, error) {
+	if o.out.format, err = parseFormat(c); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func runReport(ctx context.Context, o *reportOptions, e *env) error {
+	if o.list {
+		w, closeOut, err := o.out.open(e)
+		if err != nil {
+			return err
+		}
+		for _, d := range o.defs {
+			fmt.Fprintf(w, "%-12s %s\n", d.Name, d.Description)
+		}
+		return closeOut()
+	}
+	return readAndRender(ctx, o.db, o.out, e, func(db *store.DB) ([]*report.Result, error) {
 		var results []*report.Result
-		for _, d := range selected {
-			res, err := report.Run(c.Context, db.DB, d, filter)
+		for _, d := range o.selected {
+			res, err := report.Run(ctx, db.DB, d, o.filter)
 			if err != nil {
 				return nil, err
 			}
@@ -83,7 +110,10 @@ func runReport(c *cli.Context, e *env) error {
 	})
 }
 
-func queryCommand(e *env) *cli.Command {
+func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
+	if runF == nil {
+		runF = runQuery
+	}
 	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
@@ -91,33 +121,54 @@ func queryCommand(e *env) *cli.Command {
 		Usage:     "run ad-hoc SQL on a read-only connection",
 		ArgsUsage: "SQL (or - to read it from stdin)",
 		Flags:     flags,
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("query: want exactly one SQL argument (quote it), or - for stdin")
-			}
-			q := c.Args().First()
-			if q == "-" {
-				b, err := io.ReadAll(e.stdin)
-				if err != nil {
-					return fmt.Errorf("query: read stdin: %w", err)
-				}
-				q = string(b)
-			}
-			if strings.TrimSpace(q) == "" {
-				return usagef("query: empty SQL")
-			}
-			return readAndRender(c, e, func(db *store.DB) ([]*report.Result, error) {
-				res, err := report.Query(c.Context, db.DB, q)
-				if err != nil {
-					return nil, err
-				}
-				return []*report.Result{res}, nil
-			})
-		},
+		Action:    action(e, newQueryOptions, runF),
 	})
 }
 
-func exportCommand(e *env) *cli.Command {
+// queryOptions are batstat query's flags and argument, checked.
+type queryOptions struct {
+	db  dbOptions
+	out outputOptions
+	sql string
+}
+
+// newQueryOptions takes the SQL from the argument, or from stdin for "-".
+func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
+	if c.NArg() != 1 {
+		return nil, usagef("query: want exactly one SQL argument (quote it), or - for stdin")
+	}
+	o := &queryOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, sql: c.Args().First()}
+	if o.sql == "-" {
+		b, err := io.ReadAll(e.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("query: read stdin: %w", err)
+		}
+		o.sql = string(b)
+	}
+	if strings.TrimSpace(o.sql) == "" {
+		return nil, usagef("query: empty SQL")
+	}
+	var err error
+	if o.out.format, err = parseFormat(c); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func runQuery(ctx context.Context, o *queryOptions, e *env) error {
+	return readAndRender(ctx, o.db, o.out, e, func(db *store.DB) ([]*report.Result, error) {
+		res, err := report.Query(ctx, db.DB, o.sql)
+		if err != nil {
+			return nil, err
+		}
+		return []*report.Result{res}, nil
+	})
+}
+
+func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {
+	if runF == nil {
+		runF = runExport
+	}
 	flags := []cli.Flag{
 		dbFlag(),
 		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension, else csv)"},
@@ -131,71 +182,88 @@ func exportCommand(e *env) *cli.Command {
 		Usage:     "export a table, a view or a query to csv, parquet or json",
 		ArgsUsage: "[TABLE] (default message_status)",
 		Flags:     flags,
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return usagef("export: at most one TABLE")
-			}
-			opts := report.ExportOptions{
-				Table:       c.Args().First(),
-				Query:       c.String("query"),
-				Format:      c.String("format"),
-				Output:      c.String("output"),
-				PartitionBy: c.String("partition-by"),
-			}
-			if opts.Table != "" && opts.Query != "" {
-				return usagef("export: give a TABLE or --query, not both")
-			}
-			if opts.Table == "" && opts.Query == "" {
-				opts.Table = "message_status"
-			}
-			if opts.Output == "" || opts.Output == "-" {
-				opts.Output, opts.Stdout = "-", e.stdout
-			}
-			db, err := openDB(c, true)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			n, err := report.Export(c.Context, db.DB, opts)
-			if err != nil {
-				return err
-			}
-			to := opts.Output
-			if to == "-" {
-				to = "stdout"
-			}
-			fmt.Fprintf(e.stderr, "exported %d rows to %s\n", n, to)
-			return nil
-		},
+		Action:    action(e, newExportOptions, runF),
 	})
 }
 
-// output returns where data goes: --output FILE or stdout. closeOut reports a failed write.
-func output(c *cli.Context, e *env) (io.Writer, func() error, error) {
-	path := c.String("output")
-	if path == "" || path == "-" {
+// exportOptions are batstat export's flags and argument, checked.
+type exportOptions struct {
+	db     dbOptions
+	export report.ExportOptions // Stdout is the env's
+}
+
+func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
+	if c.NArg() > 1 {
+		return nil, usagef("export: at most one TABLE")
+	}
+	o := &exportOptions{db: newDBOptions(c), export: report.ExportOptions{
+		Table:       c.Args().First(),
+		Query:       c.String("query"),
+		Format:      c.String("format"),
+		Output:      c.String("output"),
+		PartitionBy: c.String("partition-by"),
+		Stdout:      e.stdout,
+	}}
+	if err := o.export.Validate(); err != nil {
+		return nil, &usageError{err}
+	}
+	return o, nil
+}
+
+func runExport(ctx context.Context, o *exportOptions, e *env) error {
+	db, err := o.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := report.Export(ctx, db.DB, o.export)
+	if err != nil {
+		return err
+	}
+	to := o.export.Output
+	if to == "" || to == "-" {
+		to = "stdout"
+	}
+	fmt.Fprintf(e.stderr, "exported %d rows to %s\n", n, to)
+	return nil
+}
+
+// outputOptions are --format and --output of report and query.
+type outputOptions struct {
+	format report.Format
+	path   string // "" or "-" = stdout
+}
+
+func parseFormat(c *cli.Context) (report.Format, error) {
+	f, err := report.ParseFormat(c.String("format"))
+	if err != nil {
+		return "", usagef("--format: %v", err)
+	}
+	return f, nil
+}
+
+// open returns where data goes: the --output file or stdout. closeOut reports a failed
+// write.
+func (o outputOptions) open(e *env) (w io.Writer, closeOut func() error, err error) {
+	if o.path == "" || o.path == "-" {
 		return e.stdout, func() error { return nil }, nil
 	}
-	f, err := os.Create(path)
+	f, err := os.Create(o.path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("output: %w", err)
 	}
 	return f, func() error {
 		if err := f.Close(); err != nil {
-			return fmt.Errorf("output %s: %w", path, err)
+			return fmt.Errorf("output %s: %w", o.path, err)
 		}
 		return nil
 	}, nil
 }
 
-// readAndRender checks --format, opens --db read-only, lets produce compute the results
-// and renders them to --output or stdout.
-func readAndRender(c *cli.Context, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
-	format, err := report.ParseFormat(c.String("format"))
-	if err != nil {
-		return &usageError{err}
-	}
-	db, err := openDB(c, true)
+// readAndRender opens the database read-only, lets produce compute the results and
+// renders them to --output or stdout.
+func readAndRender(ctx context.Context, dbo dbOptions, out outputOptions, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
+	db, err := dbo.open(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -204,11 +272,11 @@ func readAndRender(c *cli.Context, e *env, produce func(db *store.DB) ([]*report
 	if err != nil {
 		return err
 	}
-	w, closeOut, err := output(c, e)
+	w, closeOut, err := out.open(e)
 	if err != nil {
 		return err
 	}
-	if err := report.Render(w, format, results); err != nil {
+	if err := report.Render(w, out.format, results); err != nil {
 		closeOut()
 		return err
 	}

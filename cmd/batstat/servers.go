@@ -13,7 +13,10 @@ import (
 	"github.com/batstat/batstat/smsbat/smsbattest"
 )
 
-func mockServerCommand(e *env) *cli.Command {
+func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
+	if runF == nil {
+		runF = runMockServer
+	}
 	d := smsbattest.DefaultOptions()
 	return withUsageErrors(&cli.Command{
 		Name:  "mock-server",
@@ -36,26 +39,39 @@ func mockServerCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "retry-after", Usage: "Retry-After of injected 429s (seconds or an HTTP date)"},
 			&cli.Float64Flag{Name: "rate-limit", Usage: "answer 429 above this many requests per second (0 = none)"},
 		},
-		Action: func(c *cli.Context) error {
-			opts := d
-			opts.Seed = c.Int64("seed")
-			opts.APIKey, opts.Username, opts.Password = c.String("api-key"), c.String("username"), c.String("password")
-			opts.Latency = c.Duration("latency")
-			opts.NotFoundRate = c.Float64("not-found-rate")
-			opts.MaxPollsToFinal = c.Int("max-polls")
-			opts.Fault429, opts.Fault500 = c.Float64("fault-429"), c.Float64("fault-500")
-			opts.FaultGarbage, opts.FaultReset = c.Float64("fault-garbage"), c.Float64("fault-reset")
-			opts.RetryAfter = c.String("retry-after")
-			opts.RateLimit = c.Float64("rate-limit")
-			ln, err := net.Listen("tcp", c.String("listen"))
-			if err != nil {
-				return fmt.Errorf("mock-server: %w", err)
-			}
-			fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
-				ln.Addr(), opts.APIKey, opts.Username)
-			return serve(c.Context, ln, smsbattest.NewHandler(opts))
-		},
+		Action: action(e, newMockServerOptions, runF),
 	})
+}
+
+// mockServerOptions are batstat mock-server's flags.
+type mockServerOptions struct {
+	listen string
+	fake   smsbattest.Options
+}
+
+func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
+	opts := smsbattest.DefaultOptions()
+	opts.Seed = c.Int64("seed")
+	opts.APIKey, opts.Username, opts.Password = c.String("api-key"), c.String("username"), c.String("password")
+	opts.Latency = c.Duration("latency")
+	opts.NotFoundRate = c.Float64("not-found-rate")
+	opts.MaxPollsToFinal = c.Int("max-polls")
+	opts.Fault429, opts.Fault500 = c.Float64("fault-429"), c.Float64("fault-500")
+	opts.FaultGarbage, opts.FaultReset = c.Float64("fault-garbage"), c.Float64("fault-reset")
+	opts.RetryAfter = c.String("retry-after")
+	opts.RateLimit = c.Float64("rate-limit")
+	return &mockServerOptions{listen: c.String("listen"), fake: opts}, nil
+}
+
+// runMockServer serves until ctx ends.
+func runMockServer(ctx context.Context, o *mockServerOptions, e *env) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("mock-server: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
+		ln.Addr(), o.fake.APIKey, o.fake.Username)
+	return serve(ctx, ln, smsbattest.NewHandler(o.fake))
 }
 
 // serve serves h on ln until ctx ends, then shuts down gracefully.

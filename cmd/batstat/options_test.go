@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/batstat/batstat/ingest"
+	"github.com/batstat/batstat/report"
+	"github.com/batstat/batstat/smsbat"
+)
+
+// parse runs args through the command as batstat would, with a run function that only
+// keeps the options it is given.
+func parse[O any](t *testing.T, newCmd func(*env, runFunc[O]) *cli.Command, stdin string, args ...string) (O, error) {
+	t.Helper()
+	var got O
+	e := &env{stdin: strings.NewReader(stdin), stdout: io.Discard, stderr: io.Discard}
+	cmd := newCmd(e, func(_ context.Context, o O, _ *env) error { got = o; return nil })
+	err := newApp(e, cmd).RunContext(context.Background(), append([]string{"batstat"}, args...))
+	return got, err
+}
+
+// usageCase is a command line that must fail with an exit status and a message.
+type usageCase struct {
+	args []string
+	code int
+	want []string // substrings of the message
+}
+
+func checkUsage[O any](t *testing.T, newCmd func(*env, runFunc[O]) *cli.Command, tests []usageCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := parse(t, newCmd, "", tt.args...)
+			if err == nil {
+				t.Fatalf("batstat %q = no error, want exit %d", tt.args, tt.code)
+			}
+			if got := exitCode(err); got != tt.code {
+				t.Errorf("batstat %q = exit %d (%v), want %d", tt.args, got, err, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("batstat %q: error %q lacks %q", tt.args, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchOptionsDefaults(t *testing.T) {
+	o, err := parse(t, fetchCommand, "", "fetch", "--api-key", "k", "a.csv", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		DB, MemoryLimit, APIURL string
+		Inputs                  []string
+		Concurrency, Burst      int
+		Rate                    float64
+		Timeout                 time.Duration
+		Retries                 int
+		Refresh                 ingest.Refresh
+		Auth                    smsbat.AuthMode
+		Client                  bool
+	}
+	c := o.config
+	got := view{o.db.path, o.db.memoryLimit, c.APIURL, c.Inputs, c.Concurrency, c.Burst, c.Rate,
+		c.Timeout, c.Retries, c.Refresh, o.auth.Mode, c.Client != nil}
+	want := view{"batstat.duckdb", ingest.MemoryLimit, smsbat.DefaultBaseURL, []string{"a.csv", "-"}, 10, 0, 10,
+		10 * time.Second, 5, ingest.RefreshPending, smsbat.AuthHeader, true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fetch options (-want +got):\n%s", diff)
+	}
+}
+
+func TestFetchOptionsRefuse(t *testing.T) {
+	dir := t.TempDir()
+	checkUsage(t, fetchCommand, []usageCase{
+		{[]string{"fetch", "--api-key", "k"}, 2, []string{"no input FILE"}},
+		{[]string{"fetch", "a.csv"}, 2, []string{"no credentials"}},
+		{[]string{"fetch", "--api-key", "k", "-", "-"}, 2, []string{`fetch: "-" (stdin) given more than once`}},
+		{[]string{"fetch", "--api-key", "k", "--concurrency", "0", "--retries", "-1", "a.csv"}, 2,
+			[]string{"--concurrency 0: must be at least 1", "--retries -1: must not be negative"}},
+		{[]string{"fetch", "--api-key", "k", "--rate", "-0.5", "a.csv"}, 2, []string{"--rate -0.5: must be 0 (unlimited) or more"}},
+		{[]string{"fetch", "--api-key", "k", "--burst", "-1", "a.csv"}, 2, []string{"--burst -1: must not be negative"}},
+		{[]string{"fetch", "--api-key", "k", "--timeout", "0s", "a.csv"}, 2, []string{"--timeout 0s: must be positive"}},
+		{[]string{"fetch", "--api-key", "k", "--refresh", "", "a.csv"}, 2, []string{`--refresh "": want pending or all`}},
+		{[]string{"fetch", "--api-key", "k", "--api-url", "ftp://x", "a.csv"}, 2, []string{"ftp://x"}},
+		{[]string{"fetch", "--api-key", "k", "--api-url", "http://u:p@127.0.0.1", "a.csv"}, 2, []string{"--api-url"}},
+		{[]string{"fetch", "--api-key", "k", "--api-url", "http://api.example.com", "a.csv"}, 2, []string{"https"}},
+		{[]string{"fetch", "--api-key", "k", "--delimiter", "ab", "a.csv"}, 2, []string{"--delimiter"}},
+		{[]string{"fetch", "--api-key", "k", "--log-level", "loud", "a.csv"}, 2, []string{"--log-level"}},
+		{[]string{"fetch", "--api-key", "k", "--auth", "oauth", "a.csv"}, 2, []string{"oauth"}},
+		// Not usage: the input or the key file cannot be read.
+		{[]string{"fetch", "--api-key", "k", filepath.Join(dir, "none-*.csv")}, 1, []string{"no files match"}},
+		{[]string{"fetch", "--api-key-file", filepath.Join(dir, "key"), "a.csv"}, 1, []string{"api key file"}},
+	})
+}
+
+func TestReportOptions(t *testing.T) {
+	o, err := parse(t, reportCommand, "", "report", "--since", "2026-01-02", "--campaign", "a", "--campaign", "b", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range o.selected {
+		names = append(names, d.Name)
+	}
+	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
+	if diff := cmp.Diff(want, o.filter); diff != "" || o.out.format != report.FormatCSV || !cmp.Equal(names, report.DefaultNames()) {
+		t.Errorf("report options: reports %v, format %q, filter (-want +got):\n%s", names, o.out.format, diff)
+	}
+	// --list uses none of the other flags.
+	if o, err := parse(t, reportCommand, "", "report", "--list", "--format", "xml", "nosuch"); err != nil || !o.list {
+		t.Errorf("report --list with unused flags = %+v, %v; want the list", o, err)
+	}
+	checkUsage(t, reportCommand, []usageCase{
+		{[]string{"report", "nosuch"}, 2, []string{"nosuch"}},
+		{[]string{"report", "--format", "xml"}, 2, []string{"--format", "xml"}},
+		{[]string{"report", "--since", "yesterday"}, 2, []string{"--since", "yesterday"}},
+		{[]string{"report", "--queries-dir", filepath.Join(t.TempDir(), "none")}, 1, nil},
+	})
+}
+
+func TestQueryOptions(t *testing.T) {
+	o, err := parse(t, queryCommand, "SELECT 42", "query", "--format", "json", "-")
+	if err != nil || o.sql != "SELECT 42" || o.out.format != report.FormatJSON {
+		t.Errorf("query - = %+v, %v; want the SQL from stdin", o, err)
+	}
+	checkUsage(t, queryCommand, []usageCase{
+		{[]string{"query"}, 2, []string{"exactly one SQL"}},
+		{[]string{"query", "-"}, 2, []string{"empty SQL"}},
+		{[]string{"query", "--format", "xml", "SELECT 1"}, 2, []string{"--format", "xml"}},
+	})
+}
+
+func TestExportOptions(t *testing.T) {
+	o, err := parse(t, exportCommand, "", "export", "--format", "parquet", "--output", "x.parquet", "runs")
+	if err != nil || o.export.Table != "runs" || o.export.Format != "parquet" || o.export.Output != "x.parquet" {
+		t.Errorf("export runs = %+v, %v", o, err)
+	}
+	checkUsage(t, exportCommand, []usageCase{
+		{[]string{"export", "a", "b"}, 2, []string{"at most one TABLE"}},
+		{[]string{"export", "--query", "SELECT 1", "runs"}, 2, []string{"not both"}},
+		{[]string{"export", "--format", "xml"}, 2, []string{"xml"}},
+		{[]string{"export", "--partition-by", "campaign"}, 2, []string{"--output"}},
+	})
+}
+
+func TestDemoAndMockServerOptions(t *testing.T) {
+	checkUsage(t, demoCommand, []usageCase{
+		{[]string{"demo", "--format", "xml"}, 2, []string{"--format", "xml"}},
+		{[]string{"demo", "--log-format", "xml"}, 2, []string{"--log-format", "xml"}},
+	})
+	o, err := parse(t, mockServerCommand, "", "mock-server", "--listen", ":0", "--fault-500", "0.5", "--seed", "7")
+	if err != nil || o.listen != ":0" || o.fake.Fault500 != 0.5 || o.fake.Seed != 7 || o.fake.APIKey == "" {
+		t.Errorf("mock-server options = %+v, %v", o, err)
+	}
+}
