@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -502,9 +503,10 @@ func TestFetchGlobGzipAndStdin(t *testing.T) {
 	}
 }
 
-func TestFetchAgainstMockServerCommand(t *testing.T) {
-	dir := t.TempDir()
-	srv := exec.Command(binary, "mock-server", "--listen", "127.0.0.1:0", "--api-key", "k-1", "--username", "u", "--password", "p")
+// startMockServer starts batstat mock-server on a free port and returns it with its URL.
+func startMockServer(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	srv := exec.Command(binary, append([]string{"mock-server", "--listen", "127.0.0.1:0"}, args...)...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -512,14 +514,36 @@ func TestFetchAgainstMockServerCommand(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() })
-	line := make([]byte, 256)
-	n, _ := stderr.Read(line)
-	_, rest, ok := strings.Cut(string(line[:n]), "listening on ")
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	line, _ := bufio.NewReader(stderr).ReadString('\n')
+	_, rest, ok := strings.Cut(line, "listening on ")
 	url, _, _ := strings.Cut(rest, " ")
 	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("mock-server said %q", line[:n])
+		t.Fatalf("mock-server said %q", line)
 	}
+	return srv, url
+}
+
+// mock-server stops on SIGINT and SIGTERM with the exit status of any interrupted command.
+func TestMockServerSignals(t *testing.T) {
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			srv, _ := startMockServer(t)
+			srv.Process.Signal(tt.sig)
+			err := srv.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tt.code {
+				t.Errorf("mock-server after %v: %v, want exit status %d", tt.sig, err, tt.code)
+			}
+		})
+	}
+}
+
+func TestFetchAgainstMockServerCommand(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startMockServer(t, "--api-key", "k-1", "--username", "u", "--password", "p")
 	ids := writeIDs(t, dir, "camp.csv", 30)
 	for _, auth := range [][]string{
 		{"--api-key", "k-1"},

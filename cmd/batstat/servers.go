@@ -22,7 +22,8 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 		Name:  "mock-server",
 		Usage: "serve a fake SMSBAT API, to try a cron set-up without a live account",
 		Description: "Accepts X-Authorization-Key: KEY, Basic USER:PASSWORD and Basic @:KEY. Statuses move\n" +
-			"along the lifecycle as a message is polled again; everything is deterministic from --seed.",
+			"along the lifecycle as a message is polled again; everything is deterministic from --seed.\n" +
+			"Exit status: 1 cannot listen; 2 bad usage; 130/143 stopped by SIGINT/SIGTERM.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "`ADDR` to listen on", Value: "127.0.0.1:8080"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of every answer", Value: d.Seed},
@@ -63,7 +64,8 @@ func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
 	return &mockServerOptions{listen: c.String("listen"), fake: opts}, nil
 }
 
-// runMockServer serves until ctx ends.
+// runMockServer serves until ctx ends, and then returns its cause: a signal stops the
+// server with the exit status of any interrupted command.
 func runMockServer(ctx context.Context, o *mockServerOptions, e *env) error {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -71,7 +73,10 @@ func runMockServer(ctx context.Context, o *mockServerOptions, e *env) error {
 	}
 	fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
 		ln.Addr(), o.fake.APIKey, o.fake.Username)
-	return serve(ctx, ln, smsbattest.NewHandler(o.fake))
+	if err := serve(ctx, ln, smsbattest.NewHandler(o.fake)); err != nil {
+		return err
+	}
+	return context.Cause(ctx)
 }
 
 // serve serves h on ln until ctx ends, then shuts down gracefully.
