@@ -15,12 +15,20 @@ import (
 	"github.com/batstat/batstat/store"
 )
 
-// Exit statuses (the CLI contract in DESIGN.md).
+// Exit statuses: the CLI's contract with scripts and cron jobs (README.md lists them).
+// Some belong to commands still to come; they are named here so that every status has one
+// definition.
 const (
-	exitOK      = 0
-	exitFatal   = 1
-	exitUsage   = 2
-	exitPartial = 3
+	exitOK          = 0   // done: for fetch, every message has an answer
+	exitFatal       = 1   // credentials rejected, API unreachable, database or input unreadable
+	exitUsage       = 2   // bad usage, including a credential that cannot be sent
+	exitPartial     = 3   // fetch finished, but some messages still failed after their retries
+	exitUndelivered = 4   // status: a message ended undeliverable, permanenterror or not_found
+	exitPending     = 5   // status: a message has no terminal status yet
+	exitBelowRate   = 6   // report --fail-under: a campaign's delivery rate is below the gate
+	exitTempFail    = 75  // the database stayed locked by another process (sysexits' EX_TEMPFAIL)
+	exitInterrupted = 130 // SIGINT, after a clean stop
+	exitTerminated  = 143 // SIGTERM, after a clean stop
 )
 
 // usageError is bad usage: an unknown flag or command, a missing argument, an invalid value.
@@ -75,8 +83,10 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &se) && se.sig == syscall.SIGTERM:
+		return exitTerminated
 	case errors.As(err, &se):
-		return 128 + int(se.sig)
+		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &pe):
