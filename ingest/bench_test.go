@@ -1,8 +1,8 @@
 package ingest
 
-// Benchmarks of the fetch pipeline against the targets of "the fetch run at production
-// quality" (speed and memory). BENCHMARKS.md at the repository root has the commands, the
-// figures measured and what limits each. They are benchmarks only: nothing here runs in a
+// Benchmarks of the fetch pipeline against batstat's speed and memory targets.
+// BENCHMARKS.md at the repository root has the targets, the commands, the figures measured
+// and what limits each. They are benchmarks only: nothing here runs in a
 // plain `go test`, and every one skips under -short.
 //
 //	go test -run '^$' -bench 'FetchEndToEnd|BareHTTPLoop|ClientLoop' -benchtime 3x -count 5 ./ingest/

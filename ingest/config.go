@@ -178,9 +178,9 @@ func (c *Config) setDefaults() {
 
 // MemoryLimit is the DuckDB memory limit a fetch is built and measured for (batstat fetch
 // --memory-limit): a fetch holds one load chunk and two answer batches at most, so it needs
-// no more however large its input or the file. A fetch of 1,000,000 IDs peaked at
-// 252-267 MiB resident with it (scripts/bench-fetch.sh, BENCHMARKS.md); fetches of 1,000,000
-// new or refreshed IDs into a file of 6M messages and 24M checks peaked at 258-260 MiB.
+// no more however large its input or the file, and a small limit keeps a cron job's
+// resident memory flat on a shared host. scripts/bench-fetch.sh measures the peak it gives
+// (BENCHMARKS.md).
 const MemoryLimit = "96MB"
 
 // defaultBatchSize is one DuckDB row group: a transaction that appends at least that many

@@ -160,11 +160,10 @@ const inputRowsTable = `CREATE OR REPLACE TEMP TABLE input_rows (
 	recipient VARCHAR, sent_at VARCHAR, customer_message_id VARCHAR, messagelist_id VARCHAR)`
 
 // freshTempTable closes app (when not nil), (re)creates the temp table with create and
-// returns an Appender into it. A staging table is replaced rather than emptied because a
-// temp table emptied with DELETE kept the memory of every row it ever staged: after
-// BenchmarkWriter's 500,000 rows under a 128MB limit, duckdb_memory() showed 96 MiB of
-// in-memory tables and 70 MiB spilled to disk with DELETE, 20 MiB and nothing spilled
-// with the table replaced.
+// returns an Appender into it. A staging table is replaced rather than emptied because
+// DuckDB keeps the memory of every row a DELETE removed from a temp table: an emptied
+// table grows with everything it ever staged and spills under a small memory limit
+// (BENCHMARKS.md, the writer's staging table).
 func freshTempTable(ctx context.Context, conn *sql.Conn, app *duckdb.Appender, table, create string) (*duckdb.Appender, error) {
 	if app != nil {
 		if err := app.Close(); err != nil {

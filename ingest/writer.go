@@ -37,8 +37,9 @@ type failure struct {
 
 // writer is the only writer of answers: one goroutine stages them and one commits them,
 // each on its own connection, so that building and appending the next batch overlaps
-// DuckDB's work on the last (BenchmarkWriter: 1.3× the rows/s of one connection
-// doing both). The Appender is not safe for concurrent use, so each batch has its own.
+// DuckDB's work on the last, which took as long: one connection doing both in turn left a
+// core idle (BenchmarkWriter). The Appender is not safe for concurrent use, so each batch
+// has its own.
 //
 // Answers are appended to a staging table as they arrive and moved with set-based SQL at
 // each commit: status_checks and status_latest are then filled by DuckDB's vectorised
@@ -286,8 +287,8 @@ func (w *writer) commit(ctx context.Context, b *batch) (err error) {
 	stmts := []string{`INSERT INTO status_checks SELECT * FROM batch_checks`}
 	if b.replacing > 0 {
 		// Skipped for a batch of first answers (a campaign's first fetch): the delete scans
-		// status_latest whole unless the batch's IDs fall outside its range (120 ms per
-		// batch of 20,000 random IDs on a file of 7M messages).
+		// status_latest whole unless the batch's IDs fall outside its range, so its cost
+		// grows with the file (BENCHMARKS.md, "The delete").
 		stmts = append(stmts, `DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`)
 	}
 	stmts = append(stmts, `INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`)

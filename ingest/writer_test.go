@@ -13,7 +13,7 @@ import (
 // the memory of every row it held, so the writer replaces its staging tables after each
 // batch. After a checkpoint has written the committed rows to the file, the in-memory
 // tables hold at most what is staged (nothing, after run), not the run's 40,000 rows
-// (27 MiB when they were emptied with DELETE).
+// (BENCHMARKS.md has what they held when they were emptied with DELETE).
 func TestWriterStagingDoesNotAccumulate(t *testing.T) {
 	ctx := context.Background()
 	db, runID := openRunning(t, filepath.Join(t.TempDir(), "w.duckdb"), store.Options{})

@@ -4,7 +4,8 @@ package report_test
 // built for: 2,000,000 messages in 50 campaigns and 10,000,000 status_checks rows.
 //
 // The database is generated with DuckDB SQL the first time, at the path in
-// BATSTAT_BENCH_DB (about a minute on 2 cores, ~1 GB); later runs reuse it. Without the
+// BATSTAT_BENCH_DB (BENCHMARKS.md says how long that takes and how large it is); later
+// runs reuse it. Without the
 // variable the benchmark is skipped. Run it alone, nothing else heavy at the same time:
 //
 //	BATSTAT_BENCH_DB=/tmp/batstat-bench.duckdb \

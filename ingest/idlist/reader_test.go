@@ -593,7 +593,7 @@ func TestDetectDelimiter(t *testing.T) {
 }
 
 func TestHeaderNames(t *testing.T) {
-	// Every spelling the issue lists finds the same column.
+	// Every spelling campaign tools write finds the same column.
 	for _, h := range []string{"messageId", "message_id", "Message ID", "MESSAGEID", "id", " Id ", "message-id", "\ufeffmessageId"} {
 		input := h + ",campaign\nabc,x\n"
 		got, err := readAll(t, "-", strings.NewReader(input), Options{})

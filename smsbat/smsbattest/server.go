@@ -1,7 +1,7 @@
 // Package smsbattest is a fake SMSBAT status API, in the spirit of net/http/httptest, for
 // unit tests, end-to-end tests, benchmarks, `batstat demo` and `batstat mock-server`.
 //
-// It follows the contract in smsbat-api.md: GET /bat/message/{id} with any of the three
+// It follows the API that package smsbat speaks: GET /bat/message/{id} with any of the three
 // authentication modes, basic and extended answers, the scheduled → processing → terminal
 // lifecycle, 404 for unknown IDs, and JSON error bodies. Every answer is a pure function of
 // Options.Seed, the ID and how many times that ID was asked, so runs are reproducible across
