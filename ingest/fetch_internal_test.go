@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 // t0 is the instant a synctest bubble starts at.
 var t0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// The gate's arithmetic takes its instants as values and needs no clock.
 func TestPauseGate(t *testing.T) {
 	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	type pause struct {
@@ -36,7 +38,7 @@ func TestPauseGate(t *testing.T) {
 		at     time.Time
 		want   time.Duration
 	}{
-		{"never paused", nil, t0, -t0.Sub(time.Unix(0, 0))},
+		{"never paused", nil, t0, time.Unix(0, 0).Sub(t0)},
 		{"paused", []pause{{t0, 2 * time.Second}}, sec(0.5), 1500 * time.Millisecond},
 		{"pause over", []pause{{t0, 2 * time.Second}}, sec(2), 0},
 		{"a shorter pause does not cut a longer one", []pause{{t0, 2 * time.Second}, {sec(1), 500 * time.Millisecond}}, t0, 2 * time.Second},
@@ -62,10 +64,9 @@ func TestPauseGateWaitsForEveryPause(t *testing.T) {
 			t.Fatalf("wait on an open gate = %v after %v, want nil at once", err, time.Since(t0))
 		}
 		g.pause(time.Now(), time.Second)
-		go func() { // a 429 received half-way through the first pause
-			time.Sleep(500 * time.Millisecond)
+		time.AfterFunc(500*time.Millisecond, func() { // a 429 received half-way through the first pause
 			g.pause(time.Now(), 2*time.Second)
-		}()
+		})
 		if err := g.wait(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -201,10 +202,11 @@ func runPool(t *testing.T, ctx context.Context, cfg Config, api *fakeAPI, ids []
 	return outs, f.stats, err
 }
 
+// messageIDs returns m00, m01, ... m(n-1).
 func messageIDs(n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = "m" + string(rune('a'+i/26)) + string(rune('a'+i%26))
+		ids[i] = fmt.Sprintf("m%02d", i)
 	}
 	return ids
 }
@@ -234,7 +236,7 @@ func TestPoolRetryAfterHoldsEveryWorker(t *testing.T) {
 }
 
 func testRetryAfter(t *testing.T, code int, retryAfter string, wait time.Duration, pausesAll bool) {
-	const limited = "mab" // the second message: the first request of its worker
+	const limited = "m01" // the second message: the first request of its worker
 	api := &fakeAPI{answer: func(id string, n int) reply {
 		if id == limited && n == 1 {
 			return reply{code: code, retryAfter: retryAfter, latency: 5 * time.Millisecond}
@@ -330,7 +332,7 @@ func TestPoolBacksOffExponentially(t *testing.T) {
 func TestPoolInterruptDoesNotWaitOutAPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := &fakeAPI{answer: func(id string, n int) reply {
-			if id == "maa" && n == 1 {
+			if id == "m00" && n == 1 {
 				return reply{code: 429, retryAfter: "60"}
 			}
 			return reply{code: http.StatusOK}

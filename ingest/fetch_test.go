@@ -480,6 +480,12 @@ func TestFetchRateBound(t *testing.T) {
 				t.Errorf("%s side: max requests in a one-second window = %d, want <= 55 (rate 50 + burst 5)", side, got)
 			}
 		}
+		// And no slower: with 32 workers the bucket alone sets the pace, so the last
+		// request starts when its token comes, (n - burst) / rate after the first.
+		span := slices.MaxFunc(seen, time.Time.Compare).Sub(slices.MinFunc(seen, time.Time.Compare))
+		if want := time.Duration(len(seen)-5) * time.Second / 50; span < want-time.Millisecond || span > want+time.Millisecond {
+			t.Errorf("%d requests took %v, want %v: the bucket's pace", len(seen), span, want)
+		}
 	})
 }
 
