@@ -53,11 +53,15 @@ func (c *counters) stored(answered, notFound, failed int64) {
 }
 
 // pauseGate is the shared back-off: a 429 pauses every worker, not just the one that got
-// it, so a rate-limited run slows down instead of retrying harder.
+// it, so a rate-limited run slows down instead of retrying harder. pause and left take the
+// time as a value: a pause counts from the instant its 429 was received, the instant the
+// outcome records. wait reads the clock and sleeps through the time package.
 type pauseGate struct{ until atomic.Int64 } // unix nanoseconds
 
-func (g *pauseGate) pause(d time.Duration) {
-	t := time.Now().Add(d).UnixNano()
+// pause closes the gate until now+d, unless it is already closed for longer: a shorter
+// Retry-After never cuts short a longer one another worker received.
+func (g *pauseGate) pause(now time.Time, d time.Duration) {
+	t := now.Add(d).UnixNano()
 	for {
 		cur := g.until.Load()
 		if cur >= t || g.until.CompareAndSwap(cur, t) {
@@ -66,9 +70,15 @@ func (g *pauseGate) pause(d time.Duration) {
 	}
 }
 
+// left is how long the gate stays closed after now; zero or less when it is open.
+func (g *pauseGate) left(now time.Time) time.Duration {
+	return time.Unix(0, g.until.Load()).Sub(now)
+}
+
+// wait returns when the gate is open, waiting again for a pause set while it slept.
 func (g *pauseGate) wait(ctx context.Context) error {
 	for {
-		d := time.Until(time.Unix(0, g.until.Load()))
+		d := g.left(time.Now())
 		if d <= 0 {
 			return nil
 		}
@@ -163,7 +173,8 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		}
 		f.stats.requests.Add(1)
 		res, err := f.cfg.Client.Status(reqCtx, id)
-		o := outcome{id: id, replaces: it.answered, at: time.Now().UTC(), attempts: attempt}
+		received := time.Now()
+		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
 		if err == nil {
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
 			return o, nil
@@ -199,7 +210,7 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			if ra := apiErr.RetryAfter; ra > 0 {
 				wait = min(ra, f.cfg.MaxRetryAfter)
 			}
-			f.gate.pause(wait)
+			f.gate.pause(received, wait)
 		} else if isAPI && apiErr.RetryAfter > 0 {
 			wait = min(apiErr.RetryAfter, f.cfg.MaxRetryAfter)
 		}

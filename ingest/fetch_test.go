@@ -6,14 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -26,7 +31,10 @@ import (
 
 // fixture is a fake API, a fresh database and an input file of n IDs.
 type fixture struct {
-	srv   *smsbattest.Server
+	srv *smsbattest.Server // nil in a synctest bubble
+	// api is the fake's handler: srv's, or in a bubble the one rt answers with.
+	api   *smsbattest.Handler
+	rt    http.RoundTripper
 	db    *store.DB
 	input string
 	ids   []string
@@ -34,8 +42,27 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts smsbattest.Options, n int) *fixture {
 	t.Helper()
+	srv := smsbattest.NewServer(t, opts)
+	f := newFixtureFor(t, srv.Handler, n)
+	f.srv = srv
+	return f
+}
+
+// newBubbleFixture is newFixture for a test in a synctest bubble, where the fake answers
+// through an in-memory transport: the bubble's clock stands still while one of its
+// goroutines waits on a socket.
+func newBubbleFixture(t *testing.T, opts smsbattest.Options, n int) *fixture {
+	t.Helper()
+	h := smsbattest.NewHandler(opts)
+	f := newFixtureFor(t, h, n)
+	f.rt = handlerTransport{h}
+	return f
+}
+
+func newFixtureFor(t *testing.T, api *smsbattest.Handler, n int) *fixture {
+	t.Helper()
 	dir := t.TempDir()
-	f := &fixture{srv: smsbattest.NewServer(t, opts)}
+	f := &fixture{api: api}
 	var b strings.Builder
 	b.WriteString("message_id,campaign\n")
 	for i := range n {
@@ -57,9 +84,7 @@ func newFixture(t *testing.T, opts smsbattest.Options, n int) *fixture {
 }
 
 func (f *fixture) config(t *testing.T) ingest.Config {
-	return ingest.Config{
-		Client:         f.srv.NewClient(t, smsbat.AuthHeader),
-		APIURL:         f.srv.URL,
+	cfg := ingest.Config{
 		Inputs:         []string{f.input},
 		Concurrency:    8,
 		Rate:           0,
@@ -68,6 +93,42 @@ func (f *fixture) config(t *testing.T) ingest.Config {
 		BackoffInitial: time.Millisecond,
 		BackoffMax:     5 * time.Millisecond,
 	}
+	if f.srv != nil {
+		cfg.Client, cfg.APIURL = f.srv.NewClient(t, smsbat.AuthHeader), f.srv.URL
+	} else {
+		cfg.Client, cfg.APIURL = f.clientVia(t, f.rt), bubbleURL
+	}
+	return cfg
+}
+
+// bubbleURL is the fake's base URL in a bubble; no request leaves the process.
+const bubbleURL = "http://smsbat.test"
+
+// clientVia returns a client of the in-memory fake whose requests go through rt.
+func (f *fixture) clientVia(t *testing.T, rt http.RoundTripper) *smsbat.Client {
+	t.Helper()
+	c, err := smsbat.NewClient(bubbleURL, f.api.Auth(smsbat.AuthHeader), &http.Client{Transport: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// handlerTransport answers requests with an http.Handler, in memory. A connection reset
+// the handler asks for becomes a transport error, as on the wire.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if v := recover(); v == http.ErrAbortHandler {
+			resp, err = nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+		} else if v != nil {
+			panic(v)
+		}
+	}()
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }
 
 func count(t *testing.T, db *store.DB, q string, args ...any) int64 {
@@ -386,76 +447,91 @@ func maxInWindow(times []time.Time, w time.Duration) int {
 	return most
 }
 
+// The token bucket bounds the whole run, retries included, to rate + burst requests in
+// any one-second window, as the client sends them and as the server receives them. The
+// run is timed on a synctest bubble's clock, so the windows are exact.
 func TestFetchRateBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes 3 s")
-	}
-	opts := smsbattest.DefaultOptions()
-	opts.KeepLog = true
-	opts.Fault500 = 0.1 // retries count against the same bucket
-	f := newFixture(t, opts, 150)
-	cfg := f.config(t)
-	cfg.Concurrency = 32
-	cfg.Rate, cfg.Burst = 50, 5
-	sent := &sendLog{next: smsbat.NewHTTPClient(5*time.Second, 32).Transport}
-	var err error
-	cfg.Client, err = smsbat.NewClient(f.srv.URL, f.srv.Auth(smsbat.AuthHeader), &http.Client{Transport: sent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum.Retries == 0 {
-		t.Fatal("no retries: the test would not show that retries share the bucket")
-	}
-	// A token bucket lets at most rate + burst requests leave in any one-second window.
-	if got := maxInWindow(sent.times, time.Second); got > 55 {
-		t.Errorf("client side: max requests sent in a one-second window = %d, want <= 55 (rate 50 + burst 5)", got)
-	}
-	// The server sees them after a scheduling delay that varies by a few milliseconds on a
-	// loaded machine, so its windows are shortened by that much.
-	var seen []time.Time
-	for _, r := range f.srv.Requests() {
-		seen = append(seen, r.Time)
-	}
-	if len(seen) != len(sent.times) {
-		t.Errorf("server saw %d requests, client sent %d", len(seen), len(sent.times))
-	}
-	if got := maxInWindow(seen, 950*time.Millisecond); got > 55 {
-		t.Errorf("server side: max requests in a 950 ms window = %d, want <= 55", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		opts := smsbattest.DefaultOptions()
+		opts.KeepLog = true
+		opts.Latency = 10 * time.Millisecond
+		opts.Fault500 = 0.1 // retries count against the same bucket
+		f := newBubbleFixture(t, opts, 150)
+		cfg := f.config(t)
+		cfg.Concurrency = 32
+		cfg.Rate, cfg.Burst = 50, 5
+		sent := &sendLog{next: f.rt}
+		cfg.Client = f.clientVia(t, sent)
+		sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Retries == 0 {
+			t.Fatal("no retries: the test would not show that retries share the bucket")
+		}
+		var seen []time.Time
+		for _, r := range f.api.Requests() {
+			seen = append(seen, r.Time)
+		}
+		if len(seen) != len(sent.times) || len(seen) != 150+int(sum.Retries) {
+			t.Errorf("server saw %d requests, client sent %d, want %d (150 + %d retries)", len(seen), len(sent.times), 150+sum.Retries, sum.Retries)
+		}
+		for side, times := range map[string][]time.Time{"client": sent.times, "server": seen} {
+			if got := maxInWindow(times, time.Second); got > 55 {
+				t.Errorf("%s side: max requests in a one-second window = %d, want <= 55 (rate 50 + burst 5)", side, got)
+			}
+		}
+		// And no slower: with 32 workers the bucket alone sets the pace, so the last
+		// request starts when its token comes, (n - burst) / rate after the first.
+		span := slices.MaxFunc(seen, time.Time.Compare).Sub(slices.MinFunc(seen, time.Time.Compare))
+		if want := time.Duration(len(seen)-5) * time.Second / 50; span < want-time.Millisecond || span > want+time.Millisecond {
+			t.Errorf("%d requests took %v, want %v: the bucket's pace", len(seen), span, want)
+		}
+	})
 }
 
+// A 429 with Retry-After holds every worker, not only the one that got it: while the
+// other workers' requests are answered, none of them starts another until the pause is
+// over, and then they all start at once.
 func TestFetchHonoursRetryAfterAcrossWorkers(t *testing.T) {
-	opts := smsbattest.DefaultOptions()
-	opts.KeepLog = true
-	var first time.Time
-	opts.Hook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
-		if id == "msg-000000" && n == 1 {
-			first = time.Now()
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return true
+	synctest.Test(t, func(t *testing.T) {
+		opts := smsbattest.DefaultOptions()
+		opts.KeepLog = true
+		opts.Latency = 10 * time.Millisecond
+		var limitedAt time.Time
+		opts.Hook = func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+			if id == "msg-000000" && n == 1 {
+				limitedAt = time.Now()
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return true
+			}
+			return false
 		}
-		return false
-	}
-	f := newFixture(t, opts, 40)
-	cfg := f.config(t)
-	cfg.Concurrency = 1 // the first request is the 429: everything after it must wait
-	if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
-		t.Fatal(err)
-	}
-	reqs := f.srv.Requests()
-	if len(reqs) != 41 {
-		t.Fatalf("requests = %d, want 41", len(reqs))
-	}
-	for _, r := range reqs[1:] {
-		if r.Time.Sub(first) < 950*time.Millisecond {
-			t.Fatalf("request for %s came %v after a 429 with Retry-After: 1", r.ID, r.Time.Sub(first))
+		f := newBubbleFixture(t, opts, 40)
+		cfg := f.config(t)
+		sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		reqs := f.api.Requests()
+		if len(reqs) != 41 || sum.RateLimited != 1 {
+			t.Fatalf("requests = %d with %d rate limited, want 41 with 1", len(reqs), sum.RateLimited)
+		}
+		resume := limitedAt.Add(time.Second)
+		atResume := 0
+		for _, r := range reqs {
+			if r.Time.After(limitedAt) && r.Time.Before(resume) {
+				t.Errorf("request for %s came %v after a 429 with Retry-After: 1", r.ID, r.Time.Sub(limitedAt))
+			}
+			if r.Time.Equal(resume) {
+				atResume++
+			}
+		}
+		if atResume != cfg.Concurrency {
+			t.Errorf("%d requests started when the pause ended, want one per worker (%d)", atResume, cfg.Concurrency)
+		}
+	})
 }
 
 func TestFetchIncremental(t *testing.T) {
@@ -515,17 +591,18 @@ func TestFetchIncremental(t *testing.T) {
 }
 
 func TestFetchInterruptedKeepsAnswers(t *testing.T) {
-	opts := smsbattest.DefaultOptions()
-	opts.Latency = 20 * time.Millisecond
-	f := newFixture(t, opts, 2000)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cause := errors.New("test interrupt")
-	go func() { // interrupt mid-run, however slow the machine is today
-		for f.srv.Count() < 100 {
-			time.Sleep(5 * time.Millisecond)
+	opts := smsbattest.DefaultOptions()
+	opts.Latency = 20 * time.Millisecond
+	var served atomic.Int64
+	opts.Hook = func(http.ResponseWriter, *http.Request, string, int) bool {
+		if served.Add(1) == 100 { // interrupt mid-run, with requests in flight
+			cancel(cause)
 		}
-		cancel(cause)
-	}()
+		return false
+	}
+	f := newFixture(t, opts, 2000)
 	cfg := f.config(t)
 	sum, err := ingest.Fetch(ctx, f.db, cfg)
 	if !errors.Is(err, cause) {

@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -281,15 +283,28 @@ func startFetch(t *testing.T, srvURL, dir string, n int, extra ...string) (*exec
 	return cmd, &errb, db
 }
 
-// waitRequests waits until the server has answered at least n requests.
-func waitRequests(t *testing.T, srv *smsbattest.Server, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for srv.Count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("server saw only %d requests", srv.Count())
+// notifyAt sets opts.Hook to close the returned channel when the fake receives its n-th
+// request for a message.
+func notifyAt(opts *smsbattest.Options, n int64) <-chan struct{} {
+	reached := make(chan struct{})
+	var seen atomic.Int64
+	opts.Hook = func(http.ResponseWriter, *http.Request, string, int) bool {
+		if seen.Add(1) == n {
+			close(reached)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}
+	return reached
+}
+
+// waitFor waits until reached is closed; the bound only ends a test whose child process
+// died before it got there.
+func waitFor(t *testing.T, reached <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatalf("waited a minute for %s", what)
 	}
 }
 
@@ -301,10 +316,11 @@ func TestSignalsFlushAndExit(t *testing.T) {
 		t.Run(tt.sig.String(), func(t *testing.T) {
 			opts := smsbattest.DefaultOptions()
 			opts.Latency = 20 * time.Millisecond
+			running := notifyAt(&opts, 100)
 			srv := smsbattest.NewServer(t, opts)
 			dir := t.TempDir()
 			cmd, stderr, dbPath := startFetch(t, srv.URL, dir, 5000)
-			waitRequests(t, srv, 100)
+			waitFor(t, running, "the 100th request")
 			cmd.Process.Signal(tt.sig)
 			err := cmd.Wait()
 			code := -1
@@ -330,10 +346,11 @@ func TestSignalsFlushAndExit(t *testing.T) {
 func TestKill9ThenResume(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
 	opts.Latency = 5 * time.Millisecond
+	running := notifyAt(&opts, 1500)
 	srv := smsbattest.NewServer(t, opts)
 	dir := t.TempDir()
 	cmd, _, dbPath := startFetch(t, srv.URL, dir, 6000)
-	waitRequests(t, srv, 1500)
+	waitFor(t, running, "the 1500th request")
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
@@ -384,10 +401,11 @@ func TestKill9ThenResume(t *testing.T) {
 func TestSecondRunFailsWhileFirstRuns(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
 	opts.Latency = 20 * time.Millisecond
+	running := notifyAt(&opts, 20)
 	srv := smsbattest.NewServer(t, opts)
 	dir := t.TempDir()
 	_, _, dbPath := startFetch(t, srv.URL, dir, 5000)
-	waitRequests(t, srv, 20)
+	waitFor(t, running, "the 20th request")
 	start := time.Now()
 	r := runCLI(t, dir, "", "fetch", "--db", dbPath, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "camp.csv")
 	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") {
