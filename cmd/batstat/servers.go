@@ -10,11 +10,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/internal/fakeapi"
 )
 
 func mockServerCommand(e *env) *cli.Command {
-	d := smsbattest.DefaultOptions()
+	d := fakeapi.DefaultOptions()
 	return withUsageErrors(&cli.Command{
 		Name:  "mock-server",
 		Usage: "serve a fake SMSBAT API, to try a cron set-up without a live account",
@@ -23,9 +23,9 @@ func mockServerCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "`ADDR` to listen on", Value: "127.0.0.1:8080"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of every answer", Value: d.Seed},
-			&cli.StringFlag{Name: "api-key", Usage: "accepted API key", Value: smsbattest.DefaultAPIKey},
-			&cli.StringFlag{Name: "username", Usage: "accepted user name", Value: smsbattest.DefaultUsername},
-			&cli.StringFlag{Name: "password", Usage: "accepted password", Value: smsbattest.DefaultPassword},
+			&cli.StringFlag{Name: "api-key", Usage: "accepted API key", Value: fakeapi.DefaultAPIKey},
+			&cli.StringFlag{Name: "username", Usage: "accepted user name", Value: fakeapi.DefaultUsername},
+			&cli.StringFlag{Name: "password", Usage: "accepted password", Value: fakeapi.DefaultPassword},
 			&cli.DurationFlag{Name: "latency", Usage: "added to every answer"},
 			&cli.Float64Flag{Name: "not-found-rate", Usage: "fraction of IDs answered 404", Value: d.NotFoundRate},
 			&cli.IntFlag{Name: "max-polls", Usage: "polls a message takes at most to reach its final status", Value: d.MaxPollsToFinal},
@@ -53,7 +53,7 @@ func mockServerCommand(e *env) *cli.Command {
 			}
 			fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
 				ln.Addr(), opts.APIKey, opts.Username)
-			return serve(c.Context, ln, smsbattest.NewHandler(opts))
+			return serve(c.Context, ln, fakeapi.NewHandler(opts))
 		},
 	})
 }

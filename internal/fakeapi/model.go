@@ -1,4 +1,4 @@
-package smsbattest
+package fakeapi
 
 import (
 	"strconv"

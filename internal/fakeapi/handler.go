@@ -1,7 +1,8 @@
-// Package smsbattest is a fake SMSBAT status API, in the spirit of net/http/httptest, for
-// unit tests, end-to-end tests, benchmarks, `batstat demo` and `batstat mock-server`.
+// Package fakeapi is a fake SMSBAT status API as an http.Handler: the server behind
+// `batstat demo` and `batstat mock-server`, and, through smsbat/smsbattest, behind the
+// tests and benchmarks.
 //
-// It follows the contract in smsbat-api.md: GET /bat/message/{id} with any of the three
+// It follows the API's contract: GET /bat/message/{id} with any of the three
 // authentication modes, basic and extended answers, the scheduled → processing → terminal
 // lifecycle, 404 for unknown IDs, and JSON error bodies. Every answer is a pure function of
 // Options.Seed, the ID and how many times that ID was asked, so runs are reproducible across
@@ -9,12 +10,12 @@
 // FaultAt) instead of trusting the client under test. Faults (429, 500, garbage bodies,
 // connection resets), latency and a server-side rate limit can be switched on.
 //
-// The usual call in a test:
+// The package imports neither testing nor net/http/httptest, so it can live in the
+// batstat binary. Serve a Handler like any other:
 //
-//	srv := smsbattest.NewServer(t, smsbattest.DefaultOptions())
-//	client := srv.NewClient(t, smsbat.AuthHeader)
-//	res, err := client.Status(ctx, "0f3a9c2e7b1d4a58")
-package smsbattest
+//	h := fakeapi.NewHandler(fakeapi.DefaultOptions())
+//	err := http.Serve(ln, h)
+package fakeapi
 
 import (
 	"bufio"
@@ -23,13 +24,11 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -601,33 +600,3 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Server is a Handler listening on a loopback httptest.Server. Its URL is the base URL to
-// give smsbat.NewClient.
-type Server struct {
-	*httptest.Server
-	*Handler
-}
-
-// NewServer starts a Server for opts and closes it when the test ends. tb.Cleanup(Close)
-// waits for outstanding requests, so a Hook must not block forever.
-func NewServer(tb testing.TB, opts Options) *Server {
-	tb.Helper()
-	h := NewHandler(opts)
-	s := &Server{Server: httptest.NewServer(h), Handler: h}
-	tb.Cleanup(s.Close)
-	return s
-}
-
-// NewClient returns an smsbat client for s using credentials of the given mode that s
-// accepts, with a 10-second timeout. Its idle connections are closed when the test ends.
-func (s *Server) NewClient(tb testing.TB, mode smsbat.AuthMode) *smsbat.Client {
-	tb.Helper()
-	hc := smsbat.NewHTTPClient(10*time.Second, 8)
-	tb.Cleanup(hc.CloseIdleConnections)
-	c, err := smsbat.NewClient(s.URL, s.Auth(mode), hc)
-	if err != nil {
-		tb.Fatalf("smsbattest: client for %s: %v", s.URL, err)
-	}
-	return c
-}
