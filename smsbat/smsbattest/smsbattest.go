@@ -14,6 +14,8 @@
 package smsbattest
 
 import (
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -32,6 +34,8 @@ const (
 type (
 	// Options configures a Handler; see fakeapi.Options.
 	Options = fakeapi.Options
+	// Settle is the lifecycle on the clock of Options.Settle; see fakeapi.Settle.
+	Settle = fakeapi.Settle
 	// Handler is the fake API as an http.Handler; see fakeapi.Handler.
 	Handler = fakeapi.Handler
 	// Request is one request in a Handler's log; see fakeapi.Request.
@@ -87,4 +91,70 @@ func (s *Server) NewClient(tb testing.TB, mode smsbat.AuthMode) *smsbat.Client {
 		tb.Fatalf("smsbattest: client for %s: %v", s.URL, err)
 	}
 	return c
+}
+
+// NewInProcessClient returns an smsbat client whose requests h serves in the calling
+// goroutine, with no sockets, so that a test can run a client and the fake together inside
+// a testing/synctest bubble (where a real listener would keep the clock from advancing).
+// A FaultReset, or a Hook that drops the connection, comes back as an error of the request,
+// as a reset would. Create h inside the bubble when its clock matters: Settle.SentAt
+// defaults to the time NewHandler runs.
+func NewInProcessClient(tb testing.TB, h *Handler, mode smsbat.AuthMode) *smsbat.Client {
+	tb.Helper()
+	hc := &http.Client{Transport: inProcess{h}, Timeout: 10 * time.Second}
+	c, err := smsbat.NewClient(inProcessURL, h.Auth(mode), hc)
+	if err != nil {
+		tb.Fatalf("smsbattest: in-process client: %v", err)
+	}
+	return c
+}
+
+// inProcessURL is the base URL of in-process clients; nothing ever resolves it.
+const inProcessURL = "http://smsbat.invalid"
+
+// errReset is what an in-process request gets when the handler drops the connection.
+var errReset = errors.New("smsbattest: connection reset by the fake API")
+
+// inProcess is an http.RoundTripper that serves each request with a handler directly.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The handler gets a request shaped as a server would hand it over.
+	sreq := req.Clone(ctx)
+	sreq.RequestURI = req.URL.RequestURI()
+	sreq.RemoteAddr = "192.0.2.1:49152"
+	rec := httptest.NewRecorder()
+	if !serve(t.h, rec, sreq) {
+		return nil, errReset
+	}
+	// A handler that saw the request's context end (during Latency) wrote nothing.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+// serve runs h and reports false when it aborted the connection: the fake resets one by
+// hijacking it, which a recorder cannot do, so it panics with http.ErrAbortHandler, as a
+// real server would then drop the connection.
+func serve(h http.Handler, w http.ResponseWriter, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return true
 }
