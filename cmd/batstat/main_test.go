@@ -461,22 +461,7 @@ func TestFetchGlobGzipAndStdin(t *testing.T) {
 
 func TestFetchAgainstMockServerCommand(t *testing.T) {
 	dir := t.TempDir()
-	srv := exec.Command(binary, "mock-server", "--listen", "127.0.0.1:0", "--api-key", "k-1", "--username", "u", "--password", "p")
-	stderr, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() })
-	line := make([]byte, 256)
-	n, _ := stderr.Read(line)
-	_, rest, ok := strings.Cut(string(line[:n]), "listening on ")
-	url, _, _ := strings.Cut(rest, " ")
-	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("mock-server said %q", line[:n])
-	}
+	url, _ := startMockServer(t, "--api-key", "k-1", "--username", "u", "--password", "p")
 	ids := writeIDs(t, dir, "camp.csv", 30)
 	for _, auth := range [][]string{
 		{"--api-key", "k-1"},
