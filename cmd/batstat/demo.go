@@ -14,9 +14,9 @@ import (
 
 	"github.com/batstat/batstat"
 	"github.com/batstat/batstat/ingest"
+	"github.com/batstat/batstat/internal/fakeapi"
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/smsbat"
-	"github.com/batstat/batstat/smsbat/smsbattest"
 	"github.com/batstat/batstat/store"
 )
 
@@ -73,12 +73,12 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 	}
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- serve(srvCtx, ln, smsbattest.NewHandler(smsbattest.DefaultOptions())) }()
+	go func() { srvDone <- serve(srvCtx, ln, fakeapi.NewHandler(fakeapi.DefaultOptions())) }()
 	defer func() { stopSrv(); <-srvDone }()
 
 	apiURL := "http://" + ln.Addr().String()
 	client, err := smsbat.NewClient(apiURL,
-		smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: smsbattest.DefaultAPIKey},
+		smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: fakeapi.DefaultAPIKey},
 		smsbat.NewHTTPClient(5*time.Second, 16))
 	if err != nil {
 		return err

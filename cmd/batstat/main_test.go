@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -521,27 +520,6 @@ func TestFetchGlobGzipAndStdin(t *testing.T) {
 	}
 }
 
-// startMockServer starts batstat mock-server on a free port and returns it with its URL.
-func startMockServer(t *testing.T, args ...string) (*exec.Cmd, string) {
-	t.Helper()
-	srv := exec.Command(binary, append([]string{"mock-server", "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	line, _ := bufio.NewReader(stderr).ReadString('\n')
-	_, rest, ok := strings.Cut(line, "listening on ")
-	url, _, _ := strings.Cut(rest, " ")
-	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("mock-server said %q", line)
-	}
-	return srv, url
-}
-
 // mock-server stops on SIGINT and SIGTERM with the exit status of any interrupted command.
 func TestMockServerSignals(t *testing.T) {
 	for _, tt := range []struct {
@@ -549,7 +527,7 @@ func TestMockServerSignals(t *testing.T) {
 		code int
 	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
 		t.Run(tt.sig.String(), func(t *testing.T) {
-			srv, _ := startMockServer(t)
+			srv, _, _ := startMockServer(t)
 			srv.Process.Signal(tt.sig)
 			err := srv.Wait()
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tt.code {
@@ -561,7 +539,7 @@ func TestMockServerSignals(t *testing.T) {
 
 func TestFetchAgainstMockServerCommand(t *testing.T) {
 	dir := t.TempDir()
-	_, url := startMockServer(t, "--api-key", "k-1", "--username", "u", "--password", "p")
+	_, url, _ := startMockServer(t, "--api-key", "k-1", "--username", "u", "--password", "p")
 	ids := writeIDs(t, dir, "camp.csv", 30)
 	for _, auth := range [][]string{
 		{"--api-key", "k-1"},

@@ -10,26 +10,32 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/internal/fakeapi"
 )
 
 func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 	if runF == nil {
 		runF = runMockServer
 	}
-	d := smsbattest.DefaultOptions()
+	d := fakeapi.DefaultOptions()
 	return withUsageErrors(&cli.Command{
 		Name:  "mock-server",
 		Usage: "serve a fake SMSBAT API, to try a cron set-up without a live account",
 		Description: "Accepts X-Authorization-Key: KEY, Basic USER:PASSWORD and Basic @:KEY. Statuses move\n" +
-			"along the lifecycle as a message is polled again; everything is deterministic from --seed.\n" +
+			"along the lifecycle as a message is polled again; everything is deterministic from --seed.\n\n" +
+			"Any --settle-* flag puts statuses on the clock instead, as the real API's are: each message\n" +
+			"is final a delay after --settle-sent-at, however often it is asked. Of the messages found,\n" +
+			"--settle-never never become final, --settle-at-once are final at once, and the rest after a\n" +
+			"log-normal delay (median --settle-median, spread --settle-sigma, at most --settle-max);\n" +
+			"each answers scheduled for the first tenth of its delay, then processing. For example\n" +
+			"--settle-at-once 0.3 --settle-never 0.04 --settle-median 10s --settle-sigma 1 --settle-max 5m.\n\n" +
 			"Exit status: 1 cannot listen; 2 bad usage; 130/143 stopped by SIGINT/SIGTERM.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "`ADDR` to listen on", Value: "127.0.0.1:8080"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of every answer", Value: d.Seed},
-			&cli.StringFlag{Name: "api-key", Usage: "accepted API key", Value: smsbattest.DefaultAPIKey},
-			&cli.StringFlag{Name: "username", Usage: "accepted user name", Value: smsbattest.DefaultUsername},
-			&cli.StringFlag{Name: "password", Usage: "accepted password", Value: smsbattest.DefaultPassword},
+			&cli.StringFlag{Name: "api-key", Usage: "accepted API key", Value: fakeapi.DefaultAPIKey},
+			&cli.StringFlag{Name: "username", Usage: "accepted user name", Value: fakeapi.DefaultUsername},
+			&cli.StringFlag{Name: "password", Usage: "accepted password", Value: fakeapi.DefaultPassword},
 			&cli.DurationFlag{Name: "latency", Usage: "added to every answer"},
 			&cli.Float64Flag{Name: "not-found-rate", Usage: "fraction of IDs answered 404", Value: d.NotFoundRate},
 			&cli.IntFlag{Name: "max-polls", Usage: "polls a message takes at most to reach its final status", Value: d.MaxPollsToFinal},
@@ -39,6 +45,12 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 			&cli.Float64Flag{Name: "fault-reset", Usage: "fraction of requests whose connection is reset"},
 			&cli.StringFlag{Name: "retry-after", Usage: "Retry-After of injected 429s (seconds or an HTTP date)"},
 			&cli.Float64Flag{Name: "rate-limit", Usage: "answer 429 above this many requests per second (0 = none)"},
+			&cli.StringFlag{Name: "settle-sent-at", Usage: "`TIME` (RFC 3339) the campaign was sent: settle delays count from it (default: when the server starts)"},
+			&cli.Float64Flag{Name: "settle-at-once", Usage: "fraction of messages final at once"},
+			&cli.Float64Flag{Name: "settle-never", Usage: "fraction of messages that never become final"},
+			&cli.DurationFlag{Name: "settle-median", Usage: "median settle delay of the other messages", Value: 10 * time.Second},
+			&cli.Float64Flag{Name: "settle-sigma", Usage: "spread of the log-normal settle delay (sigma of its logarithm)", Value: 1},
+			&cli.DurationFlag{Name: "settle-max", Usage: "longest settle delay (0 = no cap)", Value: 5 * time.Minute},
 		},
 		Action: action(e, newMockServerOptions, runF),
 	})
@@ -47,11 +59,11 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 // mockServerOptions are batstat mock-server's flags.
 type mockServerOptions struct {
 	listen string
-	fake   smsbattest.Options
+	fake   fakeapi.Options
 }
 
 func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
-	opts := smsbattest.DefaultOptions()
+	opts := fakeapi.DefaultOptions()
 	opts.Seed = c.Int64("seed")
 	opts.APIKey, opts.Username, opts.Password = c.String("api-key"), c.String("username"), c.String("password")
 	opts.Latency = c.Duration("latency")
@@ -61,6 +73,11 @@ func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
 	opts.FaultGarbage, opts.FaultReset = c.Float64("fault-garbage"), c.Float64("fault-reset")
 	opts.RetryAfter = c.String("retry-after")
 	opts.RateLimit = c.Float64("rate-limit")
+	settle, err := settleOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	opts.Settle = settle
 	return &mockServerOptions{listen: c.String("listen"), fake: opts}, nil
 }
 
@@ -71,12 +88,44 @@ func runMockServer(ctx context.Context, o *mockServerOptions, e *env) error {
 	if err != nil {
 		return fmt.Errorf("mock-server: %w", err)
 	}
+	h := fakeapi.NewHandler(o.fake)
+	if s := h.Options().Settle; s != nil {
+		fmt.Fprintf(e.stderr, "statuses settle on the clock from %s\n", s.SentAt.Format(time.RFC3339))
+	}
+	// Last: scripts and tests wait for this line before they connect.
 	fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
 		ln.Addr(), o.fake.APIKey, o.fake.Username)
-	if err := serve(ctx, ln, smsbattest.NewHandler(o.fake)); err != nil {
+	if err := serve(ctx, ln, h); err != nil {
 		return err
 	}
 	return context.Cause(ctx)
+}
+
+// settleOptions returns the lifecycle on the clock that the --settle-* flags ask for, or
+// nil when none is given.
+func settleOptions(c *cli.Context) (*fakeapi.Settle, error) {
+	on := false
+	for _, name := range []string{"settle-sent-at", "settle-at-once", "settle-never", "settle-median", "settle-sigma", "settle-max"} {
+		on = on || c.IsSet(name)
+	}
+	if !on {
+		return nil, nil
+	}
+	if c.IsSet("max-polls") {
+		return nil, usagef("--max-polls counts polls and --settle-* flags put statuses on the clock: give one or the other")
+	}
+	s := &fakeapi.Settle{
+		AtOnce: c.Float64("settle-at-once"), Never: c.Float64("settle-never"),
+		Median: c.Duration("settle-median"), Sigma: c.Float64("settle-sigma"), Max: c.Duration("settle-max"),
+	}
+	if v := c.String("settle-sent-at"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return nil, usagef("--settle-sent-at %q: want an RFC 3339 time such as 2025-03-01T09:00:00Z", v)
+		}
+		s.SentAt = t
+	}
+	return s, nil
 }
 
 // serve serves h on ln until ctx ends, then shuts down gracefully.

@@ -1,7 +1,7 @@
 //go:build ignore
 
-// gen writes the sample campaigns that `batstat demo` fetches against
-// smsbattest.NewHandler(smsbattest.DefaultOptions()). Run it from the module root:
+// gen writes the sample campaigns that `batstat demo` fetches from the fake API
+// (internal/fakeapi) with its DefaultOptions. Run it from the module root:
 //
 //	go run testdata/demo/gen.go
 //

@@ -1,4 +1,4 @@
-package smsbattest_test
+package fakeapi_test
 
 import (
 	"context"
@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"net/http/httptest"
 
+	"github.com/batstat/batstat/internal/fakeapi"
 	"github.com/batstat/batstat/smsbat"
-	"github.com/batstat/batstat/smsbat/smsbattest"
 )
 
 // The demo and `batstat mock-server` serve a Handler themselves; tests usually call
-// NewServer(t, opts) instead, which does the same and closes the server when the test ends.
+// smsbattest.NewServer(t, opts) instead, which does the same and closes the server when the
+// test ends.
 func ExampleNewHandler() {
-	h := smsbattest.NewHandler(smsbattest.DefaultOptions())
+	h := fakeapi.NewHandler(fakeapi.DefaultOptions())
 	srv := httptest.NewServer(h) // or http.ListenAndServe(addr, h)
 	defer srv.Close()
 

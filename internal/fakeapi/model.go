@@ -1,15 +1,17 @@
-package smsbattest
+package fakeapi
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/batstat/batstat/smsbat"
 )
 
-// Everything the fake answers is a pure function of (Options.Seed, id, poll number), so two
-// processes with the same options agree, and tests can compute what to expect without
-// going through the client they are testing.
+// Everything the fake answers is a pure function of (Options.Seed, id, poll number) — or,
+// under Options.Settle, of (Options.Seed, id, time) — so two processes with the same
+// options agree, and tests can compute what to expect without going through the client
+// they are testing.
 
 // Each trait of an ID draws from its own stream, so raising one rate only moves IDs into
 // that trait: it does not reshuffle which IDs get the others.
@@ -30,6 +32,8 @@ const (
 	saltDeliveredChannel
 	saltFault
 	saltGarbageKind
+	saltSettleDelay
+	saltSettleAtOnce
 )
 
 const (
@@ -109,6 +113,9 @@ type traits struct {
 	stuck    bool
 	extended bool
 	polls    int // the answered poll at which the final status first appears
+	// delay is, under Options.Settle, how long after SentAt the final status appears (for a
+	// stuck ID, scheduledShare times how long until it answers "processing").
+	delay    time.Duration
 	final    string
 	parts    int64
 	listID   int64
@@ -125,9 +132,13 @@ func (h *Handler) traitsOf(id string) traits {
 
 func (h *Handler) traitsFor(hash uint64) traits {
 	o := &h.opts
+	stuckRate := o.StuckRate
+	if o.Settle != nil {
+		stuckRate = o.Settle.Never
+	}
 	t := traits{
 		notFound: unit(hash, saltNotFound) < o.NotFoundRate,
-		stuck:    unit(hash, saltStuck) < o.StuckRate,
+		stuck:    unit(hash, saltStuck) < stuckRate,
 		extended: unit(hash, saltExtended) < o.ExtendedRate,
 		polls:    1 + pick(hash, saltPolls, o.MaxPollsToFinal),
 		listID:   100000 + int64(pick(hash, saltList, 900000)),
@@ -161,6 +172,12 @@ func (h *Handler) traitsFor(hash uint64) traits {
 		t.layoutChannels(hash)
 	}
 	t.price = prices[pick(hash, saltPrice, len(prices))]
+	if s := o.Settle; s != nil {
+		t.delay = s.delay(hash)
+		if !t.stuck && s.atOnce(hash) {
+			t.delay = 0
+		}
+	}
 	return t
 }
 
@@ -207,7 +224,8 @@ func (t *traits) layoutChannels(hash uint64) {
 	}
 }
 
-// phaseAt is the lifecycle phase of the poll-th answered request (1-based).
+// phaseAt is the phase of the poll-th answered request (1-based) under the poll-counted
+// lifecycle.
 func (t *traits) phaseAt(poll int) phase {
 	switch {
 	case t.stuck:

@@ -1,4 +1,4 @@
-package smsbattest_test
+package fakeapi_test
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/batstat/batstat/internal/fakeapi"
 	"github.com/batstat/batstat/smsbat"
 	"github.com/batstat/batstat/smsbat/smsbattest"
 )
@@ -42,7 +43,7 @@ func get(t *testing.T, hc *http.Client, url string) (int, http.Header, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey)
+	req.Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
@@ -59,11 +60,11 @@ func get(t *testing.T, hc *http.Client, url string) (int, http.Header, string) {
 // decodes (with plain encoding/json into smsbat.Status) to exactly the Status the model
 // builds, so tests may use either.
 func TestBodyMatchesModel(t *testing.T) {
-	opts := smsbattest.DefaultOptions()
+	opts := fakeapi.DefaultOptions()
 	opts.MaxPollsToFinal = 3
 	opts.UnknownStatusRate = 0.05
 	opts.Currencies = []string{"UAH", "USD", "EUR", "XYZ"}
-	h := smsbattest.NewHandler(opts)
+	h := fakeapi.NewHandler(opts)
 	all := append(ids(3000), "a/b", "ünï", "quote\"back\\slash", "\x01ctl", "bad\xff\xfeutf8")
 	for _, id := range all {
 		for poll := 1; poll <= 4; poll++ {
@@ -92,8 +93,8 @@ var (
 
 // TestAnswersConsistent checks the invariants a report relies on over many final answers.
 func TestAnswersConsistent(t *testing.T) {
-	opts := smsbattest.DefaultOptions()
-	h := smsbattest.NewHandler(opts)
+	opts := fakeapi.DefaultOptions()
+	h := fakeapi.NewHandler(opts)
 	var emptyFallbacks, viaFallback int
 	currencies := map[string]int{}
 	for _, id := range ids(5000) {
@@ -178,9 +179,9 @@ func btoi(b bool) int {
 
 // TestRates checks that per-ID rates come out near what Options asks for.
 func TestRates(t *testing.T) {
-	opts := smsbattest.DefaultOptions()
+	opts := fakeapi.DefaultOptions()
 	opts.MaxPollsToFinal = 4
-	h := smsbattest.NewHandler(opts)
+	h := fakeapi.NewHandler(opts)
 	const n = 20000
 	var notFound, stuck, extended, unknown float64
 	polls := map[int]float64{}
@@ -226,9 +227,9 @@ func TestRates(t *testing.T) {
 }
 
 func TestDeterminism(t *testing.T) {
-	a := smsbattest.NewHandler(smsbattest.Options{Seed: 7, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
-	b := smsbattest.NewHandler(smsbattest.Options{Seed: 7, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
-	c := smsbattest.NewHandler(smsbattest.Options{Seed: 8, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
+	a := fakeapi.NewHandler(fakeapi.Options{Seed: 7, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
+	b := fakeapi.NewHandler(fakeapi.Options{Seed: 7, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
+	c := fakeapi.NewHandler(fakeapi.Options{Seed: 8, NotFoundRate: 0.1, ExtendedRate: 0.5, MaxPollsToFinal: 3, StuckRate: 0.1, Fault500: 0.2})
 	var differ int
 	for _, id := range ids(1000) {
 		for poll := 1; poll <= 3; poll++ {
@@ -249,7 +250,7 @@ func TestDeterminism(t *testing.T) {
 	// Pin a few answers: they must be the same in every process and on every platform,
 	// and a change of the model (which changes the demo's numbers and every golden file
 	// built on them) must be a deliberate one.
-	pinned := smsbattest.NewHandler(smsbattest.DefaultOptions())
+	pinned := fakeapi.NewHandler(fakeapi.DefaultOptions())
 	for id, want := range map[string]string{
 		"0000000000000000": `{"messagelistId":653869,"messageId":"0000000000000000","deliverystatus":"undeliverable","partscount":3,"cost":0.00,"fallbacks":[{"type":"sms","status":"undeliverable"}],"extendedStatuses":{"viber":"undeliverable","sms":"undeliverable"},"rate":0.0125,"rateAmount":0.0375,"rateCurrency":"USD","billAmount":0.00,"billCurrency":"USD"}`,
 		"3c6ef372fe94f82a": `{"messagelistId":704675,"messageId":"3c6ef372fe94f82a","deliverystatus":"delivered","partscount":1,"cost":0.0375}`,
@@ -263,7 +264,7 @@ func TestDeterminism(t *testing.T) {
 
 // TestLifecycle polls through the real client and checks the sequence of statuses.
 func TestLifecycle(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{Seed: 3, MaxPollsToFinal: 3, StuckRate: 0.2, NotFoundRate: 0.1})
+	srv := smsbattest.NewServer(t, fakeapi.Options{Seed: 3, MaxPollsToFinal: 3, StuckRate: 0.2, NotFoundRate: 0.1})
 	client := srv.NewClient(t, smsbat.AuthHeader)
 	seen := map[string]bool{}
 	for _, id := range ids(200) {
@@ -310,7 +311,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestRouting(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{KeepLog: true})
+	srv := smsbattest.NewServer(t, fakeapi.Options{KeepLog: true})
 	tests := []struct {
 		name, method, path string
 		auth               bool
@@ -331,7 +332,7 @@ func TestRouting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
 			if tt.auth {
-				req.Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey)
+				req.Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey)
 			}
 			resp, err := srv.Client().Do(req)
 			if err != nil {
@@ -359,7 +360,7 @@ func TestRouting(t *testing.T) {
 	if len(log) != len(tests) {
 		t.Fatalf("Requests() has %d entries, want %d", len(log), len(tests))
 	}
-	if got, want := log[1], (smsbattest.Request{Time: log[1].Time, Method: "GET", RawPath: "/bat/message/a%2Fb", ID: "a/b", Auth: smsbat.AuthHeader, Status: 200}); got != want {
+	if got, want := log[1], (fakeapi.Request{Time: log[1].Time, Method: "GET", RawPath: "/bat/message/a%2Fb", ID: "a/b", Auth: smsbat.AuthHeader, Status: 200}); got != want {
 		t.Errorf("Requests()[1] = %+v, want %+v", got, want)
 	}
 	if srv.Count() != int64(len(tests)) {
@@ -368,7 +369,7 @@ func TestRouting(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	opts := smsbattest.Options{APIKey: "k", Username: "u", Password: "p", KeepLog: true}
+	opts := fakeapi.Options{APIKey: "k", Username: "u", Password: "p", KeepLog: true}
 	srv := smsbattest.NewServer(t, opts)
 	tests := []struct {
 		name     string
@@ -385,7 +386,7 @@ func TestAuth(t *testing.T) {
 		{"wrong key as password", func(r *http.Request) { r.SetBasicAuth("@", "p") }, 401, smsbat.AuthKeyPassword},
 		{"wrong header beats right basic", func(r *http.Request) { r.Header.Set("X-Authorization-Key", "x"); r.SetBasicAuth("u", "p") }, 401, smsbat.AuthHeader},
 		{"none", func(*http.Request) {}, 401, ""},
-		{"default key refused when another is set", func(r *http.Request) { r.Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey) }, 401, smsbat.AuthHeader},
+		{"default key refused when another is set", func(r *http.Request) { r.Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey) }, 401, smsbat.AuthHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -415,11 +416,11 @@ func TestAuth(t *testing.T) {
 
 // TestFaults checks that each knob produces what FaultAt predicts and roughly its rate.
 func TestFaults(t *testing.T) {
-	opts := smsbattest.Options{Seed: 11, Fault429: 0.1, Fault500: 0.1, FaultGarbage: 0.1, FaultReset: 0.1, RetryAfter: "2", KeepLog: true}
+	opts := fakeapi.Options{Seed: 11, Fault429: 0.1, Fault500: 0.1, FaultGarbage: 0.1, FaultReset: 0.1, RetryAfter: "2", KeepLog: true}
 	srv := smsbattest.NewServer(t, opts)
 	// No keep-alive, so the transport never resends a reset request on its own.
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	count := map[smsbattest.Fault]int{}
+	count := map[fakeapi.Fault]int{}
 	const polls = 5
 	list := ids(100)
 	for _, id := range list {
@@ -428,9 +429,9 @@ func TestFaults(t *testing.T) {
 			fault := srv.FaultAt(id, n)
 			count[fault]++
 			req, _ := http.NewRequest("GET", srv.URL+"/bat/message/"+id, nil)
-			req.Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey)
+			req.Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey)
 			resp, err := hc.Do(req)
-			if fault == smsbattest.FaultReset {
+			if fault == fakeapi.FaultReset {
 				if err == nil {
 					resp.Body.Close()
 					t.Errorf("request %d for %s: got HTTP %d, want a network error (reset)", n, id, resp.StatusCode)
@@ -443,20 +444,20 @@ func TestFaults(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			switch fault {
-			case smsbattest.Fault429:
+			case fakeapi.Fault429:
 				if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" || !strings.Contains(string(body), "RATE_LIMIT_EXCEEDED") {
 					t.Errorf("request %d for %s: %d Retry-After %q %s, want 429 Retry-After 2", n, id, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 				}
-			case smsbattest.Fault500:
+			case fakeapi.Fault500:
 				if resp.StatusCode != 500 || !strings.Contains(string(body), "INTERNAL_ERROR") {
 					t.Errorf("request %d for %s: %d %s, want 500 INTERNAL_ERROR", n, id, resp.StatusCode, body)
 				}
-			case smsbattest.FaultGarbage:
+			case fakeapi.FaultGarbage:
 				var st smsbat.Status
 				if resp.StatusCode != 200 || json.Unmarshal(body, &st) == nil {
 					t.Errorf("request %d for %s: %d %s, want 200 with an undecodable body", n, id, resp.StatusCode, body)
 				}
-			case smsbattest.FaultNone:
+			case fakeapi.FaultNone:
 				answered++
 				if want := srv.AnswerAt(id, answered).Body; resp.StatusCode != 200 || string(body) != string(want) {
 					t.Errorf("request %d for %s: %d %s, want 200 %s (poll %d)", n, id, resp.StatusCode, body, want, answered)
@@ -467,7 +468,7 @@ func TestFaults(t *testing.T) {
 			t.Errorf("CountFor(%s) = %d, want %d", id, got, polls)
 		}
 	}
-	for _, f := range []smsbattest.Fault{smsbattest.Fault429, smsbattest.Fault500, smsbattest.FaultGarbage, smsbattest.FaultReset} {
+	for _, f := range []fakeapi.Fault{fakeapi.Fault429, fakeapi.Fault500, fakeapi.FaultGarbage, fakeapi.FaultReset} {
 		if got := float64(count[f]) / float64(len(list)*polls); got < 0.05 || got > 0.15 {
 			t.Errorf("fault %v rate = %.3f, want about 0.1", f, got)
 		}
@@ -475,7 +476,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestGarbageKinds(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{FaultGarbage: 1})
+	srv := smsbattest.NewServer(t, fakeapi.Options{FaultGarbage: 1})
 	kinds := map[string]int{}
 	for _, id := range ids(40) {
 		code, hdr, body := get(t, srv.Client(), srv.URL+"/bat/message/"+id)
@@ -493,7 +494,7 @@ func TestGarbageKinds(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{RateLimit: 5})
+	srv := smsbattest.NewServer(t, fakeapi.Options{RateLimit: 5})
 	var ok, limited int
 	for range 20 {
 		code, hdr, _ := get(t, srv.Client(), srv.URL+"/bat/message/x")
@@ -518,7 +519,7 @@ func TestRateLimit(t *testing.T) {
 func TestHook(t *testing.T) {
 	var mu sync.Mutex
 	var seen []int
-	srv := smsbattest.NewServer(t, smsbattest.Options{KeepLog: true, Hook: func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
+	srv := smsbattest.NewServer(t, fakeapi.Options{KeepLog: true, Hook: func(w http.ResponseWriter, r *http.Request, id string, n int) bool {
 		mu.Lock()
 		seen = append(seen, n)
 		mu.Unlock()
@@ -549,7 +550,7 @@ func TestHook(t *testing.T) {
 }
 
 func TestLatencyHonoursCancel(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{Latency: time.Hour, KeepLog: true})
+	srv := smsbattest.NewServer(t, fakeapi.Options{Latency: time.Hour, KeepLog: true})
 	client := srv.NewClient(t, smsbat.AuthHeader)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -568,7 +569,7 @@ func TestLatencyHonoursCancel(t *testing.T) {
 }
 
 func TestKeepLogOff(t *testing.T) {
-	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	srv := smsbattest.NewServer(t, fakeapi.Options{})
 	get(t, srv.Client(), srv.URL+"/bat/message/x")
 	if len(srv.Requests()) != 0 || srv.Count() != 1 || srv.CountFor("x") != 1 {
 		t.Errorf("without KeepLog: %d logged, Count %d, CountFor %d; want 0, 1, 1", len(srv.Requests()), srv.Count(), srv.CountFor("x"))
@@ -583,12 +584,12 @@ func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
 func BenchmarkHandler(b *testing.B) {
-	h := smsbattest.NewHandler(smsbattest.DefaultOptions())
+	h := fakeapi.NewHandler(fakeapi.DefaultOptions())
 	list := ids(100000)
 	reqs := make([]*http.Request, len(list))
 	for i, id := range list {
 		reqs[i] = httptest.NewRequest("GET", "/bat/message/"+id, nil)
-		reqs[i].Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey)
+		reqs[i].Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -603,7 +604,7 @@ func BenchmarkHandler(b *testing.B) {
 
 // BenchmarkServer measures the fake over loopback HTTP, as the fetch benchmark uses it.
 func BenchmarkServer(b *testing.B) {
-	srv := smsbattest.NewServer(b, smsbattest.DefaultOptions())
+	srv := smsbattest.NewServer(b, fakeapi.DefaultOptions())
 	hc := smsbat.NewHTTPClient(10*time.Second, 32)
 	list := ids(100000)
 	b.SetParallelism(8)
@@ -612,7 +613,7 @@ func BenchmarkServer(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			req, _ := http.NewRequest("GET", srv.URL+"/bat/message/"+list[i%len(list)], nil)
-			req.Header.Set("X-Authorization-Key", smsbattest.DefaultAPIKey)
+			req.Header.Set("X-Authorization-Key", fakeapi.DefaultAPIKey)
 			resp, err := hc.Do(req)
 			if err != nil {
 				b.Error(err)
@@ -633,7 +634,7 @@ func TestDemoData(t *testing.T) {
 	if err != nil || len(files) < 3 {
 		t.Fatalf("demo campaigns: %v, %v; want at least 3 files", files, err)
 	}
-	h := smsbattest.NewHandler(smsbattest.DefaultOptions())
+	h := fakeapi.NewHandler(fakeapi.DefaultOptions())
 	seen := map[string]bool{}
 	total := 0
 	for _, f := range files {

@@ -1,5 +1,6 @@
-// Package smsbattest is a fake SMSBAT status API, in the spirit of net/http/httptest, for
-// unit tests, end-to-end tests, benchmarks, `batstat demo` and `batstat mock-server`.
+// Package fakeapi is a fake SMSBAT status API as an http.Handler: the server behind
+// `batstat demo` and `batstat mock-server`, and, through smsbat/smsbattest, behind the
+// tests and benchmarks.
 //
 // It follows the API that package smsbat speaks: GET /bat/message/{id} with any of the three
 // authentication modes, basic and extended answers, the scheduled → processing → terminal
@@ -9,12 +10,17 @@
 // FaultAt) instead of trusting the client under test. Faults (429, 500, garbage bodies,
 // connection resets), latency and a server-side rate limit can be switched on.
 //
-// The usual call in a test:
+// By default a message's status moves on as it is polled again. With Options.Settle it
+// moves on the clock instead, as the real API's does: each message is final some delay
+// after the campaign was sent, however often it is asked. The clock is Options.Now, so a
+// test can drive it by hand or run the handler under testing/synctest.
 //
-//	srv := smsbattest.NewServer(t, smsbattest.DefaultOptions())
-//	client := srv.NewClient(t, smsbat.AuthHeader)
-//	res, err := client.Status(ctx, "0f3a9c2e7b1d4a58")
-package smsbattest
+// The package imports neither testing nor net/http/httptest, so it can live in the
+// batstat binary. Serve a Handler like any other:
+//
+//	h := fakeapi.NewHandler(fakeapi.DefaultOptions())
+//	err := http.Serve(ln, h)
+package fakeapi
 
 import (
 	"bufio"
@@ -23,13 +29,11 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -47,6 +51,8 @@ const (
 // Options configures a Handler. The zero value is a well-behaved server: default
 // credentials, every ID found, basic answers only, terminal on the first poll, no faults.
 // DefaultOptions gives the livelier mix the demo uses.
+//
+// The lifecycle is counted in polls (MaxPollsToFinal, StuckRate) unless Settle is set.
 //
 // Rates are fractions in [0, 1]; values outside are clamped. Per-ID rates (NotFoundRate,
 // ExtendedRate, UnknownStatusRate, StuckRate) are decided once per (Seed, ID); fault rates
@@ -78,9 +84,19 @@ type Options struct {
 	// MaxPollsToFinal bounds the lifecycle: each ID reaches its final status on answered
 	// poll p, chosen per ID uniformly in 1..MaxPollsToFinal (less than 1 counts as 1).
 	// Before that it answers "scheduled" on the first poll and "processing" on later ones.
+	// Ignored under Settle.
 	MaxPollsToFinal int
-	// StuckRate is the fraction of IDs that answer "processing" forever.
+	// StuckRate is the fraction of IDs that answer "processing" forever. Under Settle,
+	// Settle.Never takes its place.
 	StuckRate float64
+
+	// Settle, when non-nil, puts the lifecycle on the clock: each message is final a
+	// delay after Settle.SentAt, however often it is asked. NewHandler copies it.
+	Settle *Settle
+	// Now is the handler's clock, read by Settle, RateLimit and the request log; nil means
+	// time.Now. A test may pass a manual clock (it must be safe for concurrent use) or run
+	// the handler under testing/synctest with nil.
+	Now func() time.Time
 
 	// Fault probabilities per request. They are decided together from one draw, so each is
 	// exactly the probability of its fault when they sum to at most 1. A faulted request
@@ -177,8 +193,8 @@ const numShards = 64
 // A request goes through, in order: Latency; routing (anything but one segment under
 // /bat/message/ is a 404, a method other than GET a 405); authentication (401); then, for
 // an authorised request, Hook, RateLimit, fault injection, and finally the ID's answer
-// for its current poll (200, or 404 for an ID that does not exist). Every error body is
-// {"error":{"code":...,"message":...}}.
+// for its current poll, or under Settle for the clock's now (200, or 404 for an ID that
+// does not exist). Every error body is {"error":{"code":...,"message":...}}.
 type Handler struct {
 	opts       Options
 	limiter    *rate.Limiter // nil without RateLimit
@@ -227,6 +243,14 @@ func NewHandler(opts Options) *Handler {
 	} else {
 		opts.Currencies = append([]string(nil), opts.Currencies...)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Settle != nil {
+		s := *opts.Settle
+		s.normalize(opts.Now())
+		opts.Settle = &s
+	}
 	h := &Handler{opts: opts}
 	if opts.RetryAfter != "" {
 		h.retryAfter = []string{opts.RetryAfter}
@@ -247,10 +271,14 @@ func clamp01(v float64) float64 {
 	return min(v, 1)
 }
 
-// Options returns the options in effect, defaults filled in.
+// Options returns the options in effect, defaults filled in (Settle.SentAt included).
 func (h *Handler) Options() Options {
 	o := h.opts
 	o.Currencies = append([]string(nil), o.Currencies...)
+	if o.Settle != nil {
+		s := *o.Settle
+		o.Settle = &s
+	}
 	return o
 }
 
@@ -294,41 +322,79 @@ type Answer struct {
 // Expectation describes what the fake answers for one ID, computed from the options alone.
 type Expectation struct {
 	NotFound bool // every poll answers 404
-	Stuck    bool // every poll answers "processing"
+	Stuck    bool // every poll answers "processing" (under Settle: from ProcessingAt on)
 	Extended bool // the final answer is the extended form
 	// PollsToFinal is the answered poll (1-based) from which the final status is answered;
-	// 0 when NotFound or Stuck.
+	// 0 when NotFound or Stuck, and under Settle.
 	PollsToFinal int
-	// Final is what the ID answers from PollsToFinal on: the 404, the terminal (or unknown)
-	// status, or for a stuck ID the "processing" answer it gives forever.
+	// Under Settle, ProcessingAt is when the ID starts answering "processing" and SettleAt
+	// when it starts answering Final; before ProcessingAt it answers "scheduled". A message
+	// final at once has both equal to Settle.SentAt and never answers "processing". Both are
+	// zero when NotFound, SettleAt is zero when Stuck, and both are zero without Settle.
+	ProcessingAt, SettleAt time.Time
+	// Final is what the ID answers once its lifecycle has run its course: the 404, the
+	// terminal (or unknown) status, or for a stuck ID the "processing" answer it gives
+	// forever.
 	Final Answer
 }
 
-// Expected reports what h answers for id once its lifecycle has run its course.
+// Expected reports what h answers for id once its lifecycle has run its course, and when
+// it gets there.
 func (h *Handler) Expected(id string) Expectation {
 	t := h.traitsOf(id)
 	e := Expectation{NotFound: t.notFound, Stuck: t.stuck && !t.notFound, Extended: t.extended}
+	if s := h.opts.Settle; s != nil && !e.NotFound {
+		e.ProcessingAt = s.SentAt.Add(t.delay / scheduledShare)
+		if !e.Stuck {
+			e.SettleAt = s.SentAt.Add(t.delay)
+		}
+	}
 	switch {
 	case e.NotFound:
-		e.Final = h.AnswerAt(id, 1)
+		e.Final = h.answer(id, &t, phaseFinal)
 	case e.Stuck:
-		e.Final = h.AnswerAt(id, 1)
+		e.Final = h.answer(id, &t, phaseProcessing)
 	default:
-		e.PollsToFinal = t.polls
-		e.Final = h.AnswerAt(id, t.polls)
+		if h.opts.Settle == nil {
+			e.PollsToFinal = t.polls
+		}
+		e.Final = h.answer(id, &t, phaseFinal)
 	}
 	return e
 }
 
 // AnswerAt returns the answer to the poll-th answered request for id (1-based). Requests
 // that got an injected fault, a rate-limit 429 or a Hook's response do not count as polls.
+// Under Settle the poll plays no part: it returns the answer at the handler's clock now.
 func (h *Handler) AnswerAt(id string, poll int) Answer {
 	t := h.traitsOf(id)
+	return h.answer(id, &t, h.phaseOf(&t, poll))
+}
+
+// AnswerAtTime returns the answer for id at time at under Settle. Without Settle time plays
+// no part, and it returns the answer to the first poll.
+func (h *Handler) AnswerAtTime(id string, at time.Time) Answer {
+	t := h.traitsOf(id)
+	ph := t.phaseAt(1)
+	if s := h.opts.Settle; s != nil {
+		ph = t.phaseAtTime(s, at)
+	}
+	return h.answer(id, &t, ph)
+}
+
+func (h *Handler) answer(id string, t *traits, ph phase) Answer {
 	if t.notFound {
 		return Answer{Code: http.StatusNotFound, Body: errorBody(nil, "NOT_FOUND", "message not found")}
 	}
-	ph := t.phaseAt(poll)
 	return Answer{Code: http.StatusOK, Status: t.status(id, ph), Body: t.appendBody(nil, id, ph)}
+}
+
+// phaseOf is the phase of the ID with traits t on its poll-th answered request, now.
+func (h *Handler) phaseOf(t *traits, poll int) phase {
+	if s := h.opts.Settle; s != nil {
+		return t.phaseAtTime(s, h.opts.Now())
+	}
+	return t.phaseAt(poll)
 }
 
 // FaultAt returns the fault for the n-th authorised request for id (1-based, counted as
@@ -379,7 +445,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serve(w, r, nil)
 		return
 	}
-	rec := Request{Time: time.Now(), Method: r.Method, RawPath: r.URL.EscapedPath()}
+	rec := Request{Time: h.opts.Now(), Method: r.Method, RawPath: r.URL.EscapedPath()}
 	rec.Status = h.serve(w, r, &rec)
 	h.logMu.Lock()
 	h.log = append(h.log, rec)
@@ -431,7 +497,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *Request) in
 			return sr.code
 		}
 	}
-	if h.limiter != nil && !h.limiter.Allow() {
+	if h.limiter != nil && !h.limiter.AllowN(h.opts.Now(), 1) {
 		w.Header()["Retry-After"] = retryAfterOne
 		return writeError(w, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED", "rate limit exceeded")
 	}
@@ -456,7 +522,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *Request) in
 		return writeError(w, http.StatusNotFound, "NOT_FOUND", "message not found")
 	}
 	bp := bufPool.Get().(*[]byte)
-	body := t.appendBody((*bp)[:0], id, t.phaseAt(poll))
+	body := t.appendBody((*bp)[:0], id, h.phaseOf(&t, poll))
 	w.Header()["Content-Type"] = ctJSON
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
@@ -512,7 +578,7 @@ func (h *Handler) writeGarbage(w http.ResponseWriter, id string, hash uint64, n,
 		return http.StatusOK
 	}
 	t := h.traitsFor(hash)
-	body := t.appendBody(nil, id, t.phaseAt(poll))
+	body := t.appendBody(nil, id, h.phaseOf(&t, poll))
 	w.Header()["Content-Type"] = ctJSON
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body[:len(body)/2])
@@ -601,33 +667,3 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Server is a Handler listening on a loopback httptest.Server. Its URL is the base URL to
-// give smsbat.NewClient.
-type Server struct {
-	*httptest.Server
-	*Handler
-}
-
-// NewServer starts a Server for opts and closes it when the test ends. tb.Cleanup(Close)
-// waits for outstanding requests, so a Hook must not block forever.
-func NewServer(tb testing.TB, opts Options) *Server {
-	tb.Helper()
-	h := NewHandler(opts)
-	s := &Server{Server: httptest.NewServer(h), Handler: h}
-	tb.Cleanup(s.Close)
-	return s
-}
-
-// NewClient returns an smsbat client for s using credentials of the given mode that s
-// accepts, with a 10-second timeout. Its idle connections are closed when the test ends.
-func (s *Server) NewClient(tb testing.TB, mode smsbat.AuthMode) *smsbat.Client {
-	tb.Helper()
-	hc := smsbat.NewHTTPClient(10*time.Second, 8)
-	tb.Cleanup(hc.CloseIdleConnections)
-	c, err := smsbat.NewClient(s.URL, s.Auth(mode), hc)
-	if err != nil {
-		tb.Fatalf("smsbattest: client for %s: %v", s.URL, err)
-	}
-	return c
-}
