@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -106,15 +107,48 @@ func queryCommand(e *env) *cli.Command {
 			if strings.TrimSpace(q) == "" {
 				return usagef("query: empty SQL")
 			}
-			return readAndRender(c, e, func(db *store.DB) ([]*report.Result, error) {
-				res, err := report.Query(c.Context, db.DB, q)
-				if err != nil {
-					return nil, err
-				}
-				return []*report.Result{res}, nil
-			})
+			return runQuery(c, e, q)
 		},
 	})
+}
+
+// runQuery streams the result of q to --output or stdout. The output is opened only once
+// the query has run (duckdb-go runs it to the end before the first row), so that a
+// refused or failing query leaves no output file behind.
+func runQuery(c *cli.Context, e *env, q string) error {
+	format, err := report.ParseFormat(c.String("format"))
+	if err != nil {
+		return &usageError{err}
+	}
+	db, err := openDB(c, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := report.QueryRows(c.Context, db.DB, q)
+	if refused := (*report.RefusedError)(nil); errors.As(err, &refused) {
+		return &usageError{err}
+	}
+	if err != nil {
+		return memoryHint(c, err)
+	}
+	defer rows.Close()
+	w, closeOut, err := output(c, e)
+	if err != nil {
+		return err
+	}
+	n, err := rows.Render(w, report.RenderOptions{Format: format})
+	if err != nil {
+		closeOut()
+		return memoryHint(c, err)
+	}
+	if err := closeOut(); err != nil {
+		return err
+	}
+	if n.Shown < n.Rows {
+		fmt.Fprintf(e.stderr, "batstat: query: the table shows the first %d of %d rows; --format csv, json or markdown writes them all\n", n.Shown, n.Rows)
+	}
+	return nil
 }
 
 func exportCommand(e *env) *cli.Command {
