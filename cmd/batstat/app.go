@@ -160,11 +160,16 @@ func openDB(c *cli.Context, readOnly bool) (*store.DB, error) {
 			return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", path)
 		}
 	}
-	return store.Open(c.Context, path, store.Options{
+	db, err := store.Open(c.Context, path, store.Options{
 		ReadOnly:    readOnly,
 		Threads:     c.Int("threads"),
 		MemoryLimit: c.String("memory-limit"),
 	})
+	if err != nil && c.Context.Err() != nil {
+		// A signal while opening: its cause decides the exit status.
+		return nil, fmt.Errorf("open database %s: %w", path, context.Cause(c.Context))
+	}
+	return db, err
 }
 
 // resourceFlags are DuckDB's resources. memoryLimit is the command's default, "" meaning
