@@ -624,3 +624,65 @@ func TestQueryAndExportInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchHeaders checks how fetch reads the first line of an input: a header named as
+// people name an ID column loads the IDs under it, an unknown header is an error before
+// anything is asked, and --delimiter takes only what its help says.
+func TestFetchHeaders(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	dir := t.TempDir()
+	api := []string{"--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "--rate", "0"}
+	write := func(name, content string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+
+	smsID := write("sms.csv", "sms_id\n4100000001\n4100000002\n4100000003\n")
+	r := runCLI(t, dir, "", append(append([]string{"fetch", "--db", "sms.duckdb"}, api...), smsID)...)
+	if r.code != 0 {
+		t.Fatalf("fetch of a file headed sms_id = exit %d: %s", r.code, r.stderr)
+	}
+	db := openTestDB(t, filepath.Join(dir, "sms.duckdb"))
+	rows, err := db.Query("SELECT message_id FROM messages ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if want := []string{"4100000001", "4100000002", "4100000003"}; !slices.Equal(ids, want) {
+		t.Errorf("fetch of a file headed sms_id loaded %q, want %q", ids, want)
+	}
+
+	asked := srv.Count()
+	unknown := write("ref.csv", "SMS Reference\n4100000004\n4100000005\n")
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "ref.duckdb"}, api...), unknown)...)
+	if r.code != 1 || !strings.Contains(r.stderr, `"SMS Reference" looks like a header`) ||
+		!strings.Contains(r.stderr, `--id-column "SMS Reference"`) || strings.Count(r.stderr, "batstat: ") != 1 {
+		t.Errorf("fetch of a file with an unknown header = exit %d, stderr %q; want 1 and one line naming it and --id-column", r.code, r.stderr)
+	}
+	if srv.Count() != asked {
+		t.Errorf("fetch of a file with an unknown header asked the API %d times", srv.Count()-asked)
+	}
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "ref.duckdb", "--id-column", "sms reference"}, api...), unknown)...)
+	if r.code != 0 {
+		t.Errorf("fetch --id-column of the unknown header = exit %d: %s", r.code, r.stderr)
+	}
+
+	comma := write("comma.csv", "messageId,campaign\nc-1,spring\nc-2,spring\n")
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "pipe.duckdb", "--delimiter", "|"}, api...), comma)...)
+	if r.code != 2 || !strings.Contains(r.stderr, `--delimiter "|"`) {
+		t.Errorf("fetch --delimiter '|' = exit %d, stderr %q; want 2 naming the flag", r.code, r.stderr)
+	}
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "pipe.duckdb", "--delimiter", ";"}, api...), comma)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "use --delimiter ','") {
+		t.Errorf("fetch --delimiter ';' of a comma file = exit %d, stderr %q; want 1 naming ','", r.code, r.stderr)
+	}
+}
