@@ -20,6 +20,12 @@
 //	for _, d := range sel { res, err := report.Run(ctx, db, d, filter); ... }
 //	err = report.Render(os.Stdout, report.FormatTable, results)
 //
+// Ad-hoc SQL, whose result may be large, is written as it is read:
+//
+//	rows, err := report.QueryRows(ctx, db, sql) // *RefusedError: not a single query
+//	defer rows.Close()
+//	n, err := rows.Render(os.Stdout, report.RenderOptions{Format: report.FormatCSV})
+//
 // Everything here is safe for concurrent use as far as the *sql.DB given is.
 package report
 
