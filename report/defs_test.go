@@ -146,8 +146,8 @@ func TestRunRefuses(t *testing.T) {
 	}{
 		{"unknown parameter", "SELECT campaign FROM messages WHERE campaign = $campaign", "unknown parameter $campaign"},
 		{"positional parameter", "SELECT campaign FROM messages WHERE campaign = ?", "unknown parameter"},
-		{"two statements", "DROP TABLE runs; SELECT 1", "single statement"},
-		{"not a select", "DELETE FROM runs", "must be a SELECT"},
+		{"two statements", "DROP TABLE runs; SELECT 1", "a statement in it is not a query"},
+		{"not a select", "DELETE FROM runs", "a statement in it is not a query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

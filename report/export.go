@@ -52,7 +52,7 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 	format, _ := exportFormat(opts.Format, opts.Output)
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("export: %w", err)
+		return 0, fmt.Errorf("export: %w", canceled(ctx, err))
 	}
 	defer conn.Close()
 
@@ -67,7 +67,7 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 			return nil
 		}
 		if err := prepareSelect(ctx, conn, q, noParams); err != nil {
-			return 0, fmt.Errorf("export: query: %w", err)
+			return 0, fmt.Errorf("export: query: %w", canceled(ctx, err))
 		}
 		// The newlines end a trailing "--" comment of the query before the parenthesis.
 		source = "(\n" + q + "\n)"
@@ -115,7 +115,7 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 		if toStdout {
 			dest = "stdout"
 		}
-		return 0, fmt.Errorf("export to %s: %w", dest, err)
+		return 0, fmt.Errorf("export to %s: %w", dest, canceled(ctx, err))
 	}
 	rows, err = res.RowsAffected()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -211,9 +212,9 @@ func TestExportRefuses(t *testing.T) {
 		want string
 	}{
 		{"unknown table", report.ExportOptions{Table: "messages; DROP TABLE runs", Output: filepath.Join(dir, "a.csv")}, "no table or view"},
-		{"two statements", report.ExportOptions{Query: "SELECT 1; DROP TABLE runs; SELECT 2", Output: filepath.Join(dir, "b.csv")}, "single statement"},
+		{"two statements", report.ExportOptions{Query: "SELECT 1; DROP TABLE runs; SELECT 2", Output: filepath.Join(dir, "b.csv")}, "a statement in it is not a query"},
 		{"breaking out of COPY", report.ExportOptions{Query: "SELECT 1) TO 'x.csv'; DROP TABLE runs; COPY (SELECT 1", Output: filepath.Join(dir, "b.csv")}, "syntax error"},
-		{"not a select", report.ExportOptions{Query: "DELETE FROM runs", Output: filepath.Join(dir, "c.csv")}, "must be a SELECT"},
+		{"not a select", report.ExportOptions{Query: "DELETE FROM runs", Output: filepath.Join(dir, "c.csv")}, "a statement in it is not a query"},
 		{"parameter", report.ExportOptions{Query: "SELECT $campaigns", Output: filepath.Join(dir, "d.csv")}, "no parameters"},
 		{"table and query", report.ExportOptions{Table: "runs", Query: "SELECT 1", Output: filepath.Join(dir, "e.csv")}, "not both"},
 		{"unknown column", report.ExportOptions{PartitionBy: "nope", Output: filepath.Join(dir, "f")}, `no column "nope"`},
@@ -254,5 +255,25 @@ func TestExportFormatFromExtension(t *testing.T) {
 		if !bytes.HasPrefix(b, []byte(tt.magic)) {
 			t.Errorf("%s starts %q, want %q", tt.file, b[:min(len(b), 20)], tt.magic)
 		}
+	}
+}
+
+// TestExportCanceled checks that an export stopped by its context returns the context's
+// cause, not DuckDB's interrupt error.
+func TestExportCanceled(t *testing.T) {
+	db, _ := fixtureDB(t)
+	stop := errors.New("stopped by the test")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := report.Export(ctx, db.DB, report.ExportOptions{
+			Query:  "SELECT count(*) FROM range(10000000000)",
+			Output: filepath.Join(t.TempDir(), "slow.csv"),
+		})
+		done <- err
+	}()
+	cancel(stop)
+	if err := <-done; !errors.Is(err, stop) || strings.Contains(err.Error(), "INTERRUPT") {
+		t.Errorf("Export canceled while it runs = %v, want an error wrapping the cause, not DuckDB's", err)
 	}
 }

@@ -20,6 +20,12 @@
 //	for _, d := range sel { res, err := report.Run(ctx, db, d, filter); ... }
 //	err = report.Render(os.Stdout, report.FormatTable, results)
 //
+// Ad-hoc SQL, whose result may be large, is written as it is read:
+//
+//	rows, err := report.QueryRows(ctx, db, sql) // *RefusedError: not a single query
+//	defer rows.Close()
+//	n, err := rows.Render(os.Stdout, report.RenderOptions{Format: report.FormatCSV})
+//
 // Everything here is safe for concurrent use as far as the *sql.DB given is.
 package report
 
@@ -27,8 +33,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -252,11 +258,11 @@ var paramNames = []string{"campaigns", "since", "until", "as_of"}
 func Run(ctx context.Context, db *sql.DB, def Def, f Filter) (*Result, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("report %s: %w", def.Name, err)
+		return nil, fmt.Errorf("report %s: %w", def.Name, canceled(ctx, err))
 	}
 	defer conn.Close()
 	if err := checkParams(ctx, conn, def.SQL); err != nil {
-		return nil, fmt.Errorf("report %s: %w", def.Name, err)
+		return nil, fmt.Errorf("report %s: %w", def.Name, canceled(ctx, err))
 	}
 	campaigns := f.Campaigns
 	if campaigns == nil {
@@ -269,11 +275,11 @@ func Run(ctx context.Context, db *sql.DB, def Def, f Filter) (*Result, error) {
 		sql.Named("as_of", nullTime(f.AsOf)),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("report %s: %w", def.Name, err)
+		return nil, fmt.Errorf("report %s: %w", def.Name, canceled(ctx, err))
 	}
 	res, err := scan(rows)
 	if err != nil {
-		return nil, fmt.Errorf("report %s: %w", def.Name, err)
+		return nil, fmt.Errorf("report %s: %w", def.Name, canceled(ctx, err))
 	}
 	res.Name, res.Total = def.Name, def.Total
 	return res, nil
@@ -302,15 +308,33 @@ func checkParams(ctx context.Context, conn *sql.Conn, query string) error {
 	})
 }
 
-// prepareSelect prepares query on conn without running it, checks that it is one SELECT
-// statement and hands the statement to check. It uses the driver's context-free Prepare on
-// purpose: duckdb-go's PrepareContext (and QueryContext) run every statement but the last
-// while preparing, so "SELECT 1; DROP TABLE x; SELECT 2" would drop the table, whereas
-// Prepare refuses more than one statement before running anything.
+// prepareSelect checks that query is one statement that only reads (see RefusedError),
+// prepares it on conn without running it and hands the statement to check.
+//
+// It asks DuckDB's parser first, which binds nothing: binding has side effects for some
+// statements (EXPORT DATABASE creates its directory). It then uses the driver's
+// context-free Prepare on purpose: duckdb-go's PrepareContext (and QueryContext) run every
+// statement but the last while preparing, so "SELECT 1; DROP TABLE x; SELECT 2" would drop
+// the table, whereas Prepare refuses more than one statement before running anything.
 func prepareSelect(ctx context.Context, conn *sql.Conn, query string, check func(*duckdb.Stmt) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var errorType sql.NullString
+	var statements sql.NullInt64
+	err := conn.QueryRowContext(ctx, `SELECT j->>'error_type', json_array_length(j->'statements')
+		FROM (SELECT json_serialize_sql($1::VARCHAR) AS j)`, query).Scan(&errorType, &statements)
+	switch {
+	case err != nil:
+		return fmt.Errorf("parse: %w", err)
+	case !errorType.Valid && statements.Int64 > 1:
+		return refused(query, 0, true)
+	case errorType.Valid && errorType.String != "parser":
+		// Any statement but a SELECT, alone or among others.
+		return refused(query, 0, false)
+	}
+	// One SELECT, or a syntax error that Prepare reports with its position; either way
+	// nothing that binding could act on.
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.Conn)
 		if !ok {
@@ -321,7 +345,7 @@ func prepareSelect(ctx context.Context, conn *sql.Conn, query string, check func
 			if strings.Contains(err.Error(), "multi-statement") {
 				// duckdb-go's error for this is unexported; its advice
 				// ("try using PrepareContext") would mislead a user.
-				return errors.New("the SQL must be a single statement")
+				return refused(query, 0, true)
 			}
 			return err
 		}
@@ -335,63 +359,29 @@ func prepareSelect(ctx context.Context, conn *sql.Conn, query string, check func
 			return err
 		}
 		if typ != duckdb.STATEMENT_TYPE_SELECT {
-			return errors.New("the SQL must be a SELECT statement")
+			return refused(query, typ, false)
 		}
 		return check(ds)
 	})
 }
 
-// Query runs ad-hoc SQL (no parameters) and returns its result, named "query". The caller
-// decides what it may change: batstat query gives it a read-only database, on which any
-// write fails with an error that says so.
-func Query(ctx context.Context, db *sql.DB, query string) (*Result, error) {
-	rows, err := db.QueryContext(ctx, query)
-	if err != nil {
-		return nil, queryError(err)
-	}
-	res, err := scan(rows)
-	if err != nil {
-		return nil, queryError(err)
-	}
-	res.Name = "query"
-	return res, nil
-}
-
-// queryError explains a write refused by a read-only database. DuckDB reports it as a
-// generic Invalid Input error, so the message text is all there is to tell it by.
-func queryError(err error) error {
-	var de *duckdb.Error
-	if errors.As(err, &de) && strings.Contains(de.Msg, "read-only mode") {
-		return fmt.Errorf("query: the database is opened read-only; batstat query cannot change it: %w", err)
-	}
-	return fmt.Errorf("query: %w", err)
-}
-
 // scan reads all rows; it closes rows.
 func scan(rows *sql.Rows) (*Result, error) {
 	defer rows.Close()
-	cts, err := rows.ColumnTypes()
+	src, err := newSQLRows(rows)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Columns: make([]string, len(cts)), Types: make([]string, len(cts)), Rows: [][]any{}}
-	for i, ct := range cts {
-		res.Columns[i] = ct.Name()
-		res.Types[i] = ct.DatabaseTypeName()
-	}
-	ptrs := make([]any, len(cts))
-	for rows.Next() {
-		row := make([]any, len(cts))
-		for i := range row {
-			ptrs[i] = &row[i]
+	res := &Result{Columns: src.names, Types: src.types, Rows: [][]any{}}
+	for {
+		row, err := src.next()
+		if err == io.EOF {
+			break
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		res.Rows = append(res.Rows, row)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		res.Rows = append(res.Rows, slices.Clone(row))
 	}
 	return res, rows.Close()
 }

@@ -217,11 +217,16 @@ func (o dbOptions) open(ctx context.Context, readOnly bool) (*store.DB, error) {
 			return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", o.path)
 		}
 	}
-	return store.Open(ctx, o.path, store.Options{
+	db, err := store.Open(ctx, o.path, store.Options{
 		ReadOnly:    readOnly,
 		Threads:     o.threads,
 		MemoryLimit: o.memoryLimit,
 	})
+	if err != nil && ctx.Err() != nil {
+		// A signal while opening: its cause decides the exit status.
+		return nil, fmt.Errorf("open database %s: %w", o.path, context.Cause(ctx))
+	}
+	return db, err
 }
 
 // memoryHint names the flag to raise when DuckDB ran out of memory.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,7 +36,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
 		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
 		&cli.StringFlag{Name: "campaign", Usage: "campaign `NAME` of every row (default: a campaign column, else the file name)"},
-		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, message_id or id)"},
+		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, msg_id, sms_id, message_uuid, uuid or id)"},
 		&cli.StringFlag{Name: "campaign-column", Usage: "campaign column `NAME` (default: campaign)"},
 		&cli.StringFlag{Name: "delimiter", Usage: `field separator: ",", ";", "\t" or "tab" (default: detected)`},
 		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
@@ -249,16 +248,10 @@ func readOptions(c *cli.Context) (idlist.Options, error) {
 		CampaignColumn: c.String("campaign-column"),
 		Campaign:       c.String("campaign"),
 	}
-	switch d := c.String("delimiter"); d {
-	case "":
-	case "tab", `\t`:
-		o.Delimiter = '\t'
-	default:
-		r, size := utf8.DecodeRuneInString(d)
-		if size != len(d) || r == '"' || r == '\n' || r == '\r' || r == utf8.RuneError {
-			return o, usagef("--delimiter %q: want one character such as , ; or tab", d)
-		}
-		o.Delimiter = r
+	d, err := idlist.ParseDelimiter(c.String("delimiter"))
+	if err != nil {
+		return o, usagef("--%v", err)
 	}
+	o.Delimiter = d
 	return o, nil
 }

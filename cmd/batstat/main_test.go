@@ -439,9 +439,15 @@ func TestDemoAndReportJSONColumns(t *testing.T) {
 		t.Errorf("demo touched a file it did not make")
 	}
 
-	// query is read-only; export writes a Parquet file and the database is unchanged.
-	if r := runCLI(t, dir, "", "query", "--db", "batstat-demo.duckdb", "DELETE FROM messages"); r.code != 1 || !strings.Contains(r.stderr, "read-only") {
-		t.Errorf("a writing query = exit %d, stderr %q; want 1 and read-only", r.code, r.stderr)
+	// query runs only queries, refused before they run as bad usage; export writes a
+	// Parquet file and the database is unchanged.
+	for _, q := range []string{"DELETE FROM messages", "COPY messages TO 'copied.csv'"} {
+		if r := runCLI(t, dir, "", "query", "--db", "batstat-demo.duckdb", q); r.code != 2 || !strings.Contains(r.stderr, "a statement in it is not a query") {
+			t.Errorf("query %q = exit %d, stderr %q; want 2 and refused", q, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "copied.csv")); err == nil {
+		t.Errorf("a refused COPY wrote its file")
 	}
 	if r := runCLI(t, dir, "SELECT count(*) AS n FROM messages", "query", "--db", "batstat-demo.duckdb", "--format", "csv", "-"); r.code != 0 || r.stdout != "n\n3000\n" {
 		t.Errorf("query from stdin = exit %d, stdout %q, stderr %q; want n=3000", r.code, r.stdout, r.stderr)
@@ -579,5 +585,167 @@ func TestFetchOutOfMemoryNamesTheFlag(t *testing.T) {
 	h := openTestDB(t, db)
 	if n := queryInt(t, h, "SELECT count(*) FROM messages"); n != 0 {
 		t.Errorf("%d messages left by a failed load", n)
+	}
+}
+
+// waitFileOpen waits until process pid has path open: the command has got past its flags
+// and set up its signal handling.
+func waitFileOpen(t *testing.T, pid int, path string) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("needs /proc to see the files a process has open")
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fds, _ := os.ReadDir(fdDir)
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && target == path {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not open %s", pid, path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitCPU waits until process pid has used ticks clock ticks (usually 1/100 s) of CPU
+// time: opening a small database takes a few, so a process past that is running its query.
+func waitCPU(t *testing.T, pid, ticks int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The fields after the command name, which is in parentheses: utime and stime
+		// are the 12th and 13th of them.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		var utime, stime int
+		fmt.Sscan(fields[11], &utime)
+		fmt.Sscan(fields[12], &stime)
+		if utime+stime >= ticks {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d used only %d ticks of CPU", pid, utime+stime)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestQueryAndExportInterrupted checks that a signal stops a long query or export with the
+// signal's exit status and one line on stderr, not DuckDB's "INTERRUPT Error".
+func TestQueryAndExportInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "slow.duckdb")
+	db, err := store.Open(context.Background(), dbPath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const slow = "SELECT count(*) FROM range(10000000000)"
+	for _, tt := range []struct {
+		name string
+		args []string
+		sig  syscall.Signal
+		code int
+	}{
+		{"query SIGINT", []string{"query", "--db", dbPath, slow}, syscall.SIGINT, 130},
+		{"query SIGTERM", []string{"query", "--db", dbPath, "--format", "csv", slow}, syscall.SIGTERM, 143},
+		{"export SIGINT", []string{"export", "--db", dbPath, "--query", slow, "--output", filepath.Join(dir, "out.csv")}, syscall.SIGINT, 130},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Dir = dir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			waitFileOpen(t, cmd.Process.Pid, dbPath)
+			waitCPU(t, cmd.Process.Pid, 30)
+			cmd.Process.Signal(tt.sig)
+			err := cmd.Wait()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if code != tt.code || len(lines) != 1 || !strings.Contains(lines[0], "interrupted") || strings.Contains(stderr.String(), "INTERRUPT") {
+				t.Errorf("%s = exit %d, stderr %q; want %d and one line saying it was interrupted", tt.name, code, stderr.String(), tt.code)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("%s wrote %q to stdout", tt.name, stdout.String())
+			}
+		})
+	}
+}
+
+// TestFetchHeaders checks how fetch reads the first line of an input: a header named as
+// people name an ID column loads the IDs under it, an unknown header is an error before
+// anything is asked, and --delimiter takes only what its help says.
+func TestFetchHeaders(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	dir := t.TempDir()
+	api := []string{"--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "--rate", "0"}
+	write := func(name, content string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+
+	smsID := write("sms.csv", "sms_id\n4100000001\n4100000002\n4100000003\n")
+	r := runCLI(t, dir, "", append(append([]string{"fetch", "--db", "sms.duckdb"}, api...), smsID)...)
+	if r.code != 0 {
+		t.Fatalf("fetch of a file headed sms_id = exit %d: %s", r.code, r.stderr)
+	}
+	db := openTestDB(t, filepath.Join(dir, "sms.duckdb"))
+	rows, err := db.Query("SELECT message_id FROM messages ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if want := []string{"4100000001", "4100000002", "4100000003"}; !slices.Equal(ids, want) {
+		t.Errorf("fetch of a file headed sms_id loaded %q, want %q", ids, want)
+	}
+
+	asked := srv.Count()
+	unknown := write("ref.csv", "SMS Reference\n4100000004\n4100000005\n")
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "ref.duckdb"}, api...), unknown)...)
+	if r.code != 1 || !strings.Contains(r.stderr, `"SMS Reference" looks like a header`) ||
+		!strings.Contains(r.stderr, `--id-column "SMS Reference"`) || strings.Count(r.stderr, "batstat: ") != 1 {
+		t.Errorf("fetch of a file with an unknown header = exit %d, stderr %q; want 1 and one line naming it and --id-column", r.code, r.stderr)
+	}
+	if srv.Count() != asked {
+		t.Errorf("fetch of a file with an unknown header asked the API %d times", srv.Count()-asked)
+	}
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "ref.duckdb", "--id-column", "sms reference"}, api...), unknown)...)
+	if r.code != 0 {
+		t.Errorf("fetch --id-column of the unknown header = exit %d: %s", r.code, r.stderr)
+	}
+
+	comma := write("comma.csv", "messageId,campaign\nc-1,spring\nc-2,spring\n")
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "pipe.duckdb", "--delimiter", "|"}, api...), comma)...)
+	if r.code != 2 || !strings.Contains(r.stderr, `--delimiter "|"`) {
+		t.Errorf("fetch --delimiter '|' = exit %d, stderr %q; want 2 naming the flag", r.code, r.stderr)
+	}
+	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "pipe.duckdb", "--delimiter", ";"}, api...), comma)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "use --delimiter ','") {
+		t.Errorf("fetch --delimiter ';' of a comma file = exit %d, stderr %q; want 1 naming ','", r.code, r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -155,14 +156,39 @@ func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
 	return o, nil
 }
 
+// runQuery streams the result of the SQL to --output or stdout. The output is opened only
+// once the query has run (duckdb-go runs it to the end before the first row), so that a
+// refused or failing query leaves no output file behind.
 func runQuery(ctx context.Context, o *queryOptions, e *env) error {
-	return readAndRender(ctx, o.db, o.out, e, func(db *store.DB) ([]*report.Result, error) {
-		res, err := report.Query(ctx, db.DB, o.sql)
-		if err != nil {
-			return nil, err
-		}
-		return []*report.Result{res}, nil
-	})
+	db, err := o.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := report.QueryRows(ctx, db.DB, o.sql)
+	if refused := (*report.RefusedError)(nil); errors.As(err, &refused) {
+		return &usageError{err}
+	}
+	if err != nil {
+		return o.db.memoryHint(err)
+	}
+	defer rows.Close()
+	w, closeOut, err := o.out.open(e)
+	if err != nil {
+		return err
+	}
+	n, err := rows.Render(w, report.RenderOptions{Format: o.out.format})
+	if err != nil {
+		closeOut()
+		return o.db.memoryHint(err)
+	}
+	if err := closeOut(); err != nil {
+		return err
+	}
+	if n.Shown < n.Rows {
+		fmt.Fprintf(e.stderr, "batstat: query: the table shows the first %d of %d rows; --format csv, json or markdown writes them all\n", n.Shown, n.Rows)
+	}
+	return nil
 }
 
 func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {

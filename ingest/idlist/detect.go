@@ -25,15 +25,21 @@ const (
 
 // aliases are the normalised header names of each column (see normalize), the preferred
 // one first: a file with both "messageId" and "id" columns takes its IDs from messageId,
-// because an "id" next to it is usually a row number from a database export.
+// because an "id" next to it is usually a row number from a database export. The names
+// of a message's ID come first (messageId, msg_id, "SMS ID", message_uuid), then the
+// generic ones (uuid, id).
 var aliases = [numColumns][]string{
-	colID:                {"messageid", "id"},
+	colID:                {"messageid", "msgid", "smsid", "messageuuid", "uuid", "id"},
 	colCampaign:          {"campaign"},
 	colRecipient:         {"recipient", "phone", "phonenumber", "to", "msisdn", "number"},
 	colSentAt:            {"sentat", "sent", "senttime", "timestamp"},
 	colCustomerMessageID: {"customermessageid", "customerid", "customermsgid"},
 	colMessagelistID:     {"messagelistid"},
 }
+
+// loneIDAlias names the ID column only when it is a file's one column: next to others,
+// "message" is usually the text of the SMS.
+const loneIDAlias = "message"
 
 // normalize turns a header name into the form names are compared in: trimmed, lower-case,
 // without spaces, '_' and '-', so "Message ID", "message_id" and "MESSAGEID" are one name.

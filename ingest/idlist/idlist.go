@@ -21,7 +21,12 @@
 // Decisions worth knowing (the doc of Open and Next has the details):
 //   - A first line is a header when any field, normalised (lower case, no spaces, '_' or
 //     '-'), is a known column name. A one-column file whose first line is not a header is
-//     a bare list; a multi-column one is an error.
+//     a bare list, unless that line has the shape of a header rather than of the IDs below
+//     it (a word without digits above IDs with digits, of another length or with other
+//     characters): that is an error, as loading a header as an ID counts a message that
+//     does not exist. A multi-column file without a header is an error.
+//   - A forced delimiter that splits none of the first lines, while a common one splits
+//     every one of them alike, is an error naming the right one.
 //   - A file with a header and no rows is an error ("no message IDs"): a job given a file
 //     means to load IDs from it. A file whose rows are all rejected is not.
 //   - A row encoding/csv cannot parse is rejected and reading goes on at the next line; an
@@ -35,12 +40,14 @@ const MaxIDLength = 256
 
 // Options say how to read a file. The zero value auto-detects everything.
 type Options struct {
-	// Delimiter forces the field separator; 0 detects comma, semicolon or tab from the
-	// first line (or takes it from an Excel "sep=;" line).
+	// Delimiter forces the field separator (see ParseDelimiter for a user's spelling);
+	// 0 detects comma, semicolon or tab from the first line (or takes it from an Excel
+	// "sep=;" line).
 	Delimiter rune
 	// IDColumn names the ID column (matched case-insensitively, ignoring spaces, '_' and
-	// '-'); "" detects messageId, message_id, "Message ID", id. When set, the file must
-	// have a header with that column.
+	// '-'); "" detects messageId, msg_id, sms_id, message_uuid, uuid and id in that order
+	// of preference, in any spelling ("Message ID", "SMS-ID"), and "message" as the only
+	// column. When set, the file must have a header with that column.
 	IDColumn string
 	// CampaignColumn names the campaign column, matched like IDColumn; when set, the
 	// header must have it. "" uses a "campaign" column if present.

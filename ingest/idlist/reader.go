@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -145,6 +146,7 @@ func (r *Reader) open(src io.Reader) error {
 	}
 
 	sample, err := br.Peek(bufferSize)
+	whole := err == io.EOF // the sample is the whole input
 	if err != nil && err != io.EOF {
 		if wrap != nil {
 			err = wrap(err)
@@ -168,6 +170,11 @@ func (r *Reader) open(src io.Reader) error {
 	delim := r.opts.Delimiter
 	switch {
 	case delim != 0:
+		if !hasSep {
+			if err := checkDelimiter(r.display, delim, sample, whole); err != nil {
+				return err
+			}
+		}
 	case hasSep:
 		delim = sep
 	default:
@@ -212,7 +219,7 @@ func (r *Reader) readHeader() error {
 	for i, f := range rec {
 		fields[i] = trim(f)
 	}
-	isHeader := false
+	isHeader := len(fields) == 1 && normalize(fields[0]) == loneIDAlias
 	for _, f := range fields {
 		isHeader = isHeader || r.known(normalize(f))
 	}
@@ -221,17 +228,10 @@ func (r *Reader) readHeader() error {
 		case r.opts.IDColumn != "":
 			return fmt.Errorf("%s: no column %q: line %d is not a header (it has %s)", r.display, r.opts.IDColumn, line, describeFields(fields))
 		case len(fields) > 1:
-			return fmt.Errorf("%s: no usable ID column: line %d has %d fields and is not a header naming messageId, message_id or id (it has %s)",
-				r.display, line, len(fields), describeFields(fields))
+			return fmt.Errorf("%s: no usable ID column: line %d has %d fields and is not a header naming %s (it has %s)",
+				r.display, line, len(fields), idNames, describeFields(fields))
 		}
-		// A bare list: the line is the first ID.
-		for c := range r.cols {
-			r.cols[c] = -1
-		}
-		r.cols[colID] = 0
-		r.fields = 1
-		r.ahead = append(r.ahead, r.convert(rec, line))
-		return nil
+		return r.readBareList(rec, line)
 	}
 
 	r.header = fields
@@ -247,6 +247,48 @@ func (r *Reader) readHeader() error {
 		return err
 	}
 	r.ahead = append(r.ahead, result{row, rej})
+	return nil
+}
+
+// idNames lists the ID column names a header may use, for messages.
+const idNames = "messageId, message_id, msg_id, sms_id, message_uuid, uuid or id"
+
+// readBareList starts a one-column file whose first record, rec on line, names no known
+// column. It reads up to sniffRows more rows: when the first line does not look like the
+// rows after it (see headerShaped), it is a header batstat does not know, and loading it
+// as an ID would count a message that does not exist, so that is an error. Otherwise the
+// line is the first ID, and the rows read are returned first by Next.
+func (r *Reader) readBareList(rec []string, line int64) error {
+	for c := range r.cols {
+		r.cols[c] = -1
+	}
+	r.cols[colID] = 0
+	r.fields = 1
+	first := r.convert(rec, line)
+	r.ahead = append(r.ahead, first)
+	var ids []string
+	for range sniffRows {
+		row, rej, err := r.next()
+		if err != nil {
+			r.err = err // io.EOF, or an error Next returns after the rows before it
+			break
+		}
+		r.ahead = append(r.ahead, result{row, rej})
+		if row != nil {
+			ids = append(ids, row.ID)
+		}
+	}
+	if first.row == nil {
+		return nil // rejected anyway: it will not be loaded
+	}
+	if why, ok := headerShaped(first.row.ID, ids); ok {
+		v := first.row.ID
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return fmt.Errorf("%s line %d: %q looks like a header, not a message ID (%s): name the ID column with --id-column %q, or, if it is a message ID, add a first line messageId",
+			r.display, line, v, why, v)
+	}
 	return nil
 }
 
@@ -290,6 +332,9 @@ func (r *Reader) findColumns() error {
 	}
 	for c := range numColumns {
 		want := aliases[c]
+		if c == colID && len(norm) == 1 {
+			want = append(slices.Clip(want), loneIDAlias)
+		}
 		switch {
 		case c == colID && r.opts.IDColumn != "":
 			want = []string{normalize(r.opts.IDColumn)}
@@ -303,8 +348,8 @@ func (r *Reader) findColumns() error {
 	case r.opts.IDColumn != "":
 		return fmt.Errorf("%s: no column %q; the columns are %s", r.display, r.opts.IDColumn, describeFields(r.header))
 	default:
-		return fmt.Errorf("%s: no usable ID column: the header names no messageId, message_id or id column; the columns are %s",
-			r.display, describeFields(r.header))
+		return fmt.Errorf("%s: no usable ID column: the header names no %s column; the columns are %s (name the ID column with --id-column)",
+			r.display, idNames, describeFields(r.header))
 	}
 	if r.cols[colCampaign] < 0 && r.opts.CampaignColumn != "" {
 		return fmt.Errorf("%s: no campaign column %q; the columns are %s", r.display, r.opts.CampaignColumn, describeFields(r.header))

@@ -405,8 +405,8 @@ func TestOpenErrors(t *testing.T) {
 		{name: testdata + "utf16.csv", want: "UTF-16 text, not UTF-8"},
 		{name: testdata + "workbook.xlsx", want: "a ZIP archive (an Excel workbook?), not CSV text"},
 		{name: testdata + "header_only.csv", want: `no message IDs (only a header: "messageId", "campaign")`},
-		{name: testdata + "no_id_column.csv", want: `no usable ID column: the header names no messageId, message_id or id column; the columns are "phone", "campaign"`},
-		{name: testdata + "no_header.csv", want: `no usable ID column: line 1 has 2 fields and is not a header naming messageId, message_id or id (it has "abc", "spring")`},
+		{name: testdata + "no_id_column.csv", want: `no usable ID column: the header names no messageId, message_id, msg_id, sms_id, message_uuid, uuid or id column; the columns are "phone", "campaign" (name the ID column with --id-column)`},
+		{name: testdata + "no_header.csv", want: `no usable ID column: line 1 has 2 fields and is not a header naming messageId, message_id, msg_id, sms_id, message_uuid, uuid or id (it has "abc", "spring")`},
 		{name: testdata + "quoted.csv", opts: Options{IDColumn: "msg"}, want: `no column "msg"; the columns are "messageId", "campaign", "recipient"`},
 		{name: testdata + "bare.txt", opts: Options{IDColumn: "id"}, want: `no column "id": line 1 is not a header (it has "b1")`},
 		{name: testdata + "campaign_column.csv", opts: Options{CampaignColumn: "batch"}, want: `no campaign column "batch"; the columns are "messageId", "wave"`},
@@ -594,7 +594,8 @@ func TestDetectDelimiter(t *testing.T) {
 
 func TestHeaderNames(t *testing.T) {
 	// Every spelling campaign tools write finds the same column.
-	for _, h := range []string{"messageId", "message_id", "Message ID", "MESSAGEID", "id", " Id ", "message-id", "\ufeffmessageId"} {
+	for _, h := range []string{"messageId", "message_id", "Message ID", "MESSAGEID", "id", " Id ", "message-id", "\ufeffmessageId",
+		"sms_id", "SMS ID", "smsid", "SmsId", "sms-id", "msg_id", "msgid", "Msg ID", "messageid", "message_uuid", "MessageUUID", "uuid", "UUID"} {
 		input := h + ",campaign\nabc,x\n"
 		got, err := readAll(t, "-", strings.NewReader(input), Options{})
 		if err != nil {
