@@ -2,6 +2,11 @@
 // schema (schema.sql) and every statement that writes to it, and turning DuckDB's low-level
 // failures (a file locked by another process, a file that is not a database) into errors a
 // user can act on. Reading is open to all: reports and ad-hoc SQL query the file directly.
+//
+// The writes are shaped by what a fetch does: a run is started, recovered or finished
+// (StartRun, RecoverCrashed, FinishRun); its inputs are loaded in chunks (Load) and read
+// back as the messages to ask (TodoPage); its answers are committed in batches (Batch).
+// Stateful work (temp tables, transactions, the Appender) is done on a pinned *sql.Conn.
 package store
 
 import (
