@@ -75,12 +75,12 @@ type LoadOptions struct {
 }
 
 // StartLoad prepares a load on conn, which must stay pinned until the todo table has been
-// read. On failure it has already undone what it began.
+// read. On failure it has already undone the run's load (see Undo).
 func StartLoad(ctx context.Context, conn *sql.Conn, opts LoadOptions) (*Load, error) {
-	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`); err != nil {
-		return nil, fmt.Errorf("create load tables: %w", err)
-	}
 	l := &Load{conn: conn, runID: opts.RunID, at: opts.At, refreshAll: opts.RefreshAll}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`); err != nil {
+		return nil, errors.Join(fmt.Errorf("create load tables: %w", err), l.Undo())
+	}
 	err := conn.Raw(func(dc any) error {
 		var err error
 		l.rejects, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "rejected_rows")

@@ -31,8 +31,9 @@ type Options struct {
 	MemoryLimit string
 }
 
-// DB is an open batstat database. It is safe for concurrent use like *sql.DB; stateful work
-// (transactions, the Appender) must pin a connection with DB.Conn.
+// DB is an open batstat database. It is safe for concurrent use like *sql.DB. Queries may
+// use the embedded *sql.DB; writes go through the methods and types of this package, which
+// pin a connection (DB.Conn) for stateful work: temp tables, transactions, the Appender.
 type DB struct {
 	*sql.DB
 	Path      string
@@ -46,11 +47,14 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	holder := "another process"
+	return fmt.Sprintf("database %s is in use by %s; wait for it to finish or use another --db", e.Path, e.holder())
+}
+
+func (e *LockedError) holder() string {
 	if e.PID != "" {
-		holder = "another process (PID " + e.PID + ")"
+		return "another process (PID " + e.PID + ")"
 	}
-	return fmt.Sprintf("database %s is in use by %s; wait for it to finish or use another --db", e.Path, holder)
+	return "another process"
 }
 
 var pidRE = regexp.MustCompile(`PID (\d+)`)
@@ -101,11 +105,7 @@ func (e *OutdatedError) Error() string {
 	why := "opening it read-write failed: " + e.Err.Error()
 	var le *LockedError
 	if errors.As(e.Err, &le) {
-		holder := "another process"
-		if le.PID != "" {
-			holder += " (PID " + le.PID + ")"
-		}
-		why = holder + " has it open: run the command again once that process has closed the file"
+		why = le.holder() + " has it open: run the command again once that process has closed the file"
 	}
 	return fmt.Sprintf("database %s has schema version %d, older than this batstat's %d; batstat "+
 		"brings it up to date in place when it can open it read-write, but %s", e.Path, e.Version, SchemaVersion, why)
