@@ -32,7 +32,8 @@ type failure struct {
 
 // writer is the only writer of answers: one goroutine stages them and one commits them,
 // each into its own store.Batch on its own connection, so that building and appending the
-// next batch overlaps DuckDB's work on the last (BENCHMARKS.md, the writer).
+// next batch overlaps DuckDB's work on the last, which took as long: one connection doing
+// both in turn left a core idle (BenchmarkWriter).
 //
 // A batch is committed every FlushEvery or at BatchSize answers, so it stays small while the
 // writer keeps up and grows when it falls behind, where DuckDB writes a batch of a whole row

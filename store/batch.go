@@ -169,7 +169,8 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	stmts := []string{`INSERT INTO status_checks SELECT * FROM batch_checks`}
 	if b.replacing > 0 {
 		// Skipped for a batch of first answers (a campaign's first fetch): the delete scans
-		// status_latest whole unless the batch's IDs fall outside its range.
+		// status_latest whole unless the batch's IDs fall outside its range, so its cost
+		// grows with the file (BENCHMARKS.md, "The delete").
 		stmts = append(stmts, `DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`)
 	}
 	stmts = append(stmts, `INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`)

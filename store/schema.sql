@@ -146,8 +146,8 @@ WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.loading AND r.run_id = m.run_id);
 CREATE OR REPLACE MACRO is_terminal(status) AS
     coalesce(status IN (/* terminal statuses */), false);
 
--- The report filter, defined here once for every report in queries/ and for reports of
--- one's own. A report binds $campaigns (VARCHAR[]), $since and $until (TIMESTAMPTZ) and
+-- The report filter, defined here once for every report in queries/ and for any report
+-- of your own. A report binds $campaigns (VARCHAR[]), $since and $until (TIMESTAMPTZ) and
 -- selects with in_campaigns(campaign, $campaigns) AND in_period(t, $since, $until).
 --
 -- message_time(sent_at, first_loaded_at): when a message was sent, as far as batstat
