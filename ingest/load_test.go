@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/smsbat/smsbattest"
+	"github.com/batstat/batstat/store"
 )
 
 func writeFile(t *testing.T, dir, name, text string) string {
@@ -176,13 +178,12 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // loads the file again whole.
 func TestCrashedLoadIsHiddenAndTakenBack(t *testing.T) {
 	f := newFixture(t, smsbattest.Options{}, 6)
-	// The state a kill -9 between two chunks leaves: run 1 loading, 2 of 6 messages added.
-	if _, err := f.db.Exec(`
-		INSERT INTO runs (started_at, outcome, loading) VALUES (now(), 'running', true);
-		INSERT INTO messages (message_id, campaign, first_loaded_at, run_id, source_file, source_line)
-		SELECT message_id, campaign, now(), 1, 'ids.csv', 0 FROM (VALUES ('msg-000000', 'camp-0'), ('msg-000001', 'camp-1')) v(message_id, campaign);`); err != nil {
-		t.Fatal(err)
-	}
+	// The state a kill -9 between two chunks leaves: run 1 loading, 2 of 6 messages added
+	// (from line 0, to tell them from those loaded again).
+	killedBetweenChunks(t, f.db, []store.Message{
+		{MessageID: "msg-000000", Campaign: "camp-0", SourceFile: "ids.csv"},
+		{MessageID: "msg-000001", Campaign: "camp-1", SourceFile: "ids.csv"},
+	})
 	if n := count(t, f.db, `SELECT count(*) FROM message_status`); n != 0 {
 		t.Errorf("message_status shows %d messages of a run that never finished loading", n)
 	}
@@ -261,5 +262,34 @@ func TestHostileIDsReachTheAPIAsOneSegment(t *testing.T) {
 	}
 	if n := count(t, f.db, `SELECT count(*) FROM message_status WHERE deliverystatus IS NOT NULL`); n != int64(len(ids)) {
 		t.Errorf("answered messages in the database = %d, want %d", n, len(ids))
+	}
+}
+
+// killedBetweenChunks leaves db as a process killed during a load leaves it: a run still
+// running and loading, whose first chunk, msgs, is committed.
+func killedBetweenChunks(t *testing.T, db *store.DB, msgs []store.Message) {
+	t.Helper()
+	ctx := context.Background()
+	runID, err := db.StartRun(ctx, store.RunStart{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	l, err := store.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range msgs {
+		if err := l.Stage(&msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Settle(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

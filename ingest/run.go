@@ -15,12 +15,12 @@ import (
 
 // Run outcomes as recorded in runs.outcome.
 const (
-	OutcomeRunning     = "running"
-	OutcomeOK          = "ok"          // every message asked has an answer
-	OutcomePartial     = "partial"     // finished, but some messages still failed
-	OutcomeFailed      = "failed"      // stopped by a fatal error
-	OutcomeInterrupted = "interrupted" // stopped by a signal after flushing
-	OutcomeCrashed     = "crashed"     // found 'running' by a later open: the process died
+	OutcomeRunning     = store.OutcomeRunning
+	OutcomeOK          = "ok"                 // every message asked has an answer
+	OutcomePartial     = "partial"            // finished, but some messages still failed
+	OutcomeFailed      = "failed"             // stopped by a fatal error
+	OutcomeInterrupted = "interrupted"        // stopped by a signal after flushing
+	OutcomeCrashed     = store.OutcomeCrashed // found 'running' by a later open: the process died
 )
 
 // Summary is what a run did; the same figures are in its runs row.
@@ -71,36 +71,31 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return nil, fmt.Errorf("database %s: %w", db.Path, err)
 	}
 	defer loadConn.Close()
-	if err := recoverCrashed(ctx, loadConn); err != nil {
+	if err := db.RecoverCrashed(ctx); err != nil {
 		return nil, err
 	}
 	sum := &Summary{Outcome: OutcomeRunning}
-	if err := loadConn.QueryRowContext(ctx,
-		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh, loading) VALUES (now(), $1, $2, $3, $4, true)
-		 RETURNING run_id`, OutcomeRunning, cfg.APIURL, strings.Join(cfg.Inputs, " "), string(cfg.Refresh),
-	).Scan(&sum.RunID); err != nil {
-		return nil, fmt.Errorf("record run: %w", err)
+	if sum.RunID, err = db.StartRun(ctx, store.RunStart{
+		APIURL: cfg.APIURL, Inputs: strings.Join(cfg.Inputs, " "), Refresh: string(cfg.Refresh),
+	}); err != nil {
+		return nil, err
 	}
 	finish := func(outcome string, runErr error) (*Summary, error) {
 		sum.Outcome = outcome
 		sum.Elapsed = time.Since(start)
-		var msg any
-		if runErr != nil {
-			msg = runErr.Error()
-		}
-		// The run's own ctx may be cancelled: the record must be written regardless.
-		if _, err := db.ExecContext(context.WithoutCancel(ctx), `
-			UPDATE runs SET finished_at = now(), outcome = $2, error = $3, ids_read = $4, rejected = $5,
-			       requested = $6, answered = $7, not_found = $8, failed = $9, retries = $10, rate_limited = $11
-			WHERE run_id = $1`, sum.RunID, outcome, msg, sum.IDsRead, sum.Rejected, sum.Requested,
-			sum.Answered, sum.NotFound, sum.Failed, sum.Retries, sum.RateLimited); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("record run outcome: %w", err))
+		// The run's own ctx may be cancelled: FinishRun writes regardless.
+		if err := db.FinishRun(ctx, sum.RunID, outcome, runErr, store.RunCounts{
+			IDsRead: sum.IDsRead, Rejected: sum.Rejected, Requested: sum.Requested,
+			Answered: sum.Answered, NotFound: sum.NotFound, Failed: sum.Failed,
+			Retries: sum.Retries, RateLimited: sum.RateLimited,
+		}); err != nil {
+			runErr = errors.Join(runErr, err)
 		}
 		return sum, runErr
 	}
 
 	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg)
-	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessage, ls.ToAsk
+	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessages, ls.ToAsk
 	if err != nil {
 		if ctx.Err() != nil {
 			return finish(OutcomeInterrupted, context.Cause(ctx))
@@ -108,11 +103,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return finish(OutcomeFailed, err)
 	}
 	log.Info("inputs loaded", "run_id", sum.RunID, "files", len(cfg.Inputs), "ids_read", ls.IDsRead,
-		"rejected", ls.Rejected, "new_messages", ls.NewMessage, "to_ask", ls.ToAsk, "refresh", string(cfg.Refresh))
-	if _, err := loadConn.ExecContext(ctx, `UPDATE runs SET ids_read = $2, rejected = $3, requested = $4 WHERE run_id = $1`,
-		sum.RunID, sum.IDsRead, sum.Rejected, sum.Requested); err != nil {
-		return finish(OutcomeFailed, fmt.Errorf("record run: %w", err))
-	}
+		"rejected", ls.Rejected, "new_messages", ls.NewMessages, "to_ask", ls.ToAsk, "refresh", string(cfg.Refresh))
 
 	fetchErr, writeErr := fetchAndStore(ctx, db, loadConn, sum, &cfg)
 	switch {
@@ -126,22 +117,6 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return finish(OutcomePartial, nil)
 	}
 	return finish(OutcomeOK, nil)
-}
-
-// recoverCrashed settles the runs a dead process left 'running' (the database lock says
-// no live process has the file): the messages of a run that died while loading are taken
-// back, so the next identical run loads them whole, and the runs are marked crashed.
-func recoverCrashed(ctx context.Context, conn *sql.Conn) error {
-	if err := undoLoad(ctx, conn, "outcome = $1", OutcomeRunning); err != nil {
-		return fmt.Errorf("take back the messages of crashed runs: %w", err)
-	}
-	if _, err := conn.ExecContext(ctx,
-		`UPDATE runs SET outcome = $1, finished_at = coalesce(finished_at, now()),
-		        error = coalesce(error, 'the process ended without finishing the run')
-		 WHERE outcome = $2`, OutcomeCrashed, OutcomeRunning); err != nil {
-		return fmt.Errorf("mark crashed runs: %w", err)
-	}
-	return nil
 }
 
 // fetchAndStore streams the todo IDs through the worker pool into the writer. fetchErr is

@@ -54,9 +54,8 @@ func openRunning(tb testing.TB, path string, opts store.Options) (*store.DB, int
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var runID int64
-	if err := db.QueryRowContext(ctx,
-		`INSERT INTO runs (started_at, outcome) VALUES (now(), 'running') RETURNING run_id`).Scan(&runID); err != nil {
+	runID, err := db.StartRun(ctx, store.RunStart{})
+	if err != nil {
 		db.Close()
 		tb.Fatal(err)
 	}

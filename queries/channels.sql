@@ -7,8 +7,9 @@
 --   messages   distinct messages with that channel status
 -- No TOTAL row: a message appears once per channel, so a sum would count it several times.
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
 --   $campaigns VARCHAR[]   the campaigns to report; empty = all
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= message time < until, the
 --                          message time being sent_at when it parses as a timestamp, else
@@ -17,11 +18,8 @@ WITH extended AS (
     SELECT message_id, campaign, extended_statuses
     FROM message_status
     WHERE json_type(extended_statuses) = 'OBJECT'
-      AND (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR list_contains($campaigns::VARCHAR[], campaign))
-      AND ($since::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) >= $since::TIMESTAMPTZ)
-      AND ($until::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) < $until::TIMESTAMPTZ)
+      AND in_campaigns(campaign, $campaigns)
+      AND in_period(message_time(sent_at, first_loaded_at), $since, $until)
 )
 SELECT
     e.campaign,

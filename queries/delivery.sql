@@ -10,8 +10,9 @@
 --   unchecked      no answer yet
 --   delivery_rate  delivered / messages, a fraction 0-1 (0 when messages is 0)
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
 --   $campaigns VARCHAR[]   the campaigns to report; empty = all
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= message time < until, the
 --                          message time being sent_at when it parses as a timestamp, else
@@ -33,10 +34,7 @@ SELECT
          ELSE count(*) FILTER (WHERE deliverystatus = 'delivered') / count(*)
     END::DOUBLE AS delivery_rate
 FROM message_status
-WHERE (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR list_contains($campaigns::VARCHAR[], campaign))
-  AND ($since::TIMESTAMPTZ IS NULL
-       OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) >= $since::TIMESTAMPTZ)
-  AND ($until::TIMESTAMPTZ IS NULL
-       OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) < $until::TIMESTAMPTZ)
+WHERE in_campaigns(campaign, $campaigns)
+  AND in_period(message_time(sent_at, first_loaded_at), $since, $until)
 GROUP BY campaign
 ORDER BY campaign;

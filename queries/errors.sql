@@ -11,8 +11,9 @@
 --   messages     distinct message IDs among them (rejected rows without an ID count none)
 --   first_at, last_at   when the first and the last of them happened
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
 --   $campaigns VARCHAR[]   the campaigns to report; empty = all
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= failed_at or rejected_at < until
 WITH errs AS (
@@ -42,8 +43,7 @@ SELECT
     min(happened_at) AS first_at,
     max(happened_at) AS last_at
 FROM errs
-WHERE (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR list_contains($campaigns::VARCHAR[], campaign))
-  AND ($since::TIMESTAMPTZ IS NULL OR happened_at >= $since::TIMESTAMPTZ)
-  AND ($until::TIMESTAMPTZ IS NULL OR happened_at < $until::TIMESTAMPTZ)
+WHERE in_campaigns(campaign, $campaigns)
+  AND in_period(happened_at, $since, $until)
 GROUP BY campaign, source, reason
 ORDER BY campaign, source, reason;

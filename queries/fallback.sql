@@ -10,8 +10,9 @@
 --   fallback_delivered  a listed fallback has status delivered
 --   fallback_rate       fallback_used / messages, a fraction 0-1 (0 when messages is 0)
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
 --   $campaigns VARCHAR[]   the campaigns to report; empty = all
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= message time < until, the
 --                          message time being sent_at when it parses as a timestamp, else
@@ -23,11 +24,8 @@ WITH listed AS (
         -- NULL when the answer has no fallbacks; [] for an empty list or a non-array
         fallbacks ->> '$[*].status' AS statuses
     FROM message_status
-    WHERE (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR list_contains($campaigns::VARCHAR[], campaign))
-      AND ($since::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) >= $since::TIMESTAMPTZ)
-      AND ($until::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) < $until::TIMESTAMPTZ)
+    WHERE in_campaigns(campaign, $campaigns)
+      AND in_period(message_time(sent_at, first_loaded_at), $since, $until)
 )
 SELECT
     campaign,

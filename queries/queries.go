@@ -1,5 +1,7 @@
-// Package queries holds batstat's SQL: the schema and one file per report, embedded so the
-// binary is self-contained and kept as plain files so analysts can read and copy them.
+// Package queries holds batstat's reports: one SQL file per report, embedded so the binary
+// is self-contained and kept as plain files so analysts can read, copy and run them in the
+// DuckDB CLI. The macros they share (message_time, in_campaigns, in_period) are part of the
+// schema, which package store owns and keeps in every batstat file.
 package queries
 
 import "embed"
@@ -8,8 +10,3 @@ import "embed"
 //
 //go:embed *.sql
 var FS embed.FS
-
-// Schema is the DDL applied on every read-write open.
-//
-//go:embed schema.sql
-var Schema string

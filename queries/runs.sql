@@ -6,8 +6,9 @@
 -- With campaigns given, only the runs that touched them: loaded one of their messages,
 -- checked one, failed to, or rejected one of their input rows.
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL)):
 --   $campaigns VARCHAR[]   empty = all runs
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= started_at < until
 SELECT
@@ -28,19 +29,19 @@ SELECT
     rate_limited,
     error
 FROM runs
-WHERE ($since::TIMESTAMPTZ IS NULL OR started_at >= $since::TIMESTAMPTZ)
-  AND ($until::TIMESTAMPTZ IS NULL OR started_at < $until::TIMESTAMPTZ)
-  AND (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR run_id IN (
-        SELECT run_id FROM messages
-        WHERE list_contains($campaigns::VARCHAR[], campaign)
-        UNION
-        SELECT s.run_id FROM status_checks s JOIN messages m USING (message_id)
-        WHERE list_contains($campaigns::VARCHAR[], m.campaign)
-        UNION
-        SELECT f.run_id FROM fetch_errors f JOIN messages m USING (message_id)
-        WHERE list_contains($campaigns::VARCHAR[], m.campaign)
-        UNION
-        SELECT run_id FROM rejected_rows
+WHERE in_period(started_at, $since, $until)
+  AND (all_campaigns($campaigns) OR run_id IN (
+        SELECT run_id FROM (
+            SELECT run_id, campaign FROM messages
+            UNION ALL
+            SELECT s.run_id, m.campaign FROM status_checks s JOIN messages m USING (message_id)
+            UNION ALL
+            SELECT f.run_id, m.campaign FROM fetch_errors f JOIN messages m USING (message_id)
+            UNION ALL
+            SELECT run_id, campaign FROM rejected_rows
+        ) touched
+        -- list_contains, not in_campaigns: this part matters only when campaigns are named,
+        -- and in_campaigns of none would have DuckDB read and join every row for nothing.
         WHERE list_contains($campaigns::VARCHAR[], campaign)))
 ORDER BY started_at DESC, run_id DESC
 LIMIT 100;

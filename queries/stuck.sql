@@ -6,8 +6,9 @@
 -- status_checks) to $as_of (NULL = now); the buckets are [0, 1h), [1h, 6h), [6h, 24h) and
 -- [24h, ...). oldest_first_check is the earliest first check among the row's messages.
 --
--- Parameters (batstat binds them all; in the duckdb CLI: PREPARE r AS <this file>; then
--- EXECUTE r(campaigns := ['x'], since := NULL, until := NULL, as_of := NULL)):
+-- Parameters (batstat binds them all; in the duckdb CLI, on a batstat file, whose schema
+-- holds the filter macros in_campaigns, in_period and message_time:
+-- PREPARE r AS <this file>; then EXECUTE r(campaigns := ['x'], since := NULL, until := NULL, as_of := NULL)):
 --   $campaigns VARCHAR[]   the campaigns to report; empty = all
 --   $since, $until         TIMESTAMPTZ, NULL = unbounded: since <= message time < until, the
 --                          message time being sent_at when it parses as a timestamp, else
@@ -17,11 +18,8 @@ WITH pending AS (
     SELECT message_id, campaign, deliverystatus
     FROM message_status
     WHERE deliverystatus IN ('scheduled', 'processing')
-      AND (coalesce(len($campaigns::VARCHAR[]), 0) = 0 OR list_contains($campaigns::VARCHAR[], campaign))
-      AND ($since::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) >= $since::TIMESTAMPTZ)
-      AND ($until::TIMESTAMPTZ IS NULL
-           OR coalesce(try_cast(sent_at AS TIMESTAMPTZ), first_loaded_at) < $until::TIMESTAMPTZ)
+      AND in_campaigns(campaign, $campaigns)
+      AND in_period(message_time(sent_at, first_loaded_at), $since, $until)
 ),
 aged AS (
     SELECT

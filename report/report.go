@@ -99,7 +99,7 @@ func Defs(extraDir string) ([]Def, error) {
 	}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".sql")
-		if !ok || e.IsDir() || name == "schema" {
+		if !ok || e.IsDir() {
 			continue
 		}
 		text, err := fs.ReadFile(queries.FS, e.Name())

@@ -3,6 +3,7 @@ package smsbat
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,14 +20,16 @@ const (
 	StatusNotFound = "not_found"
 )
 
+// terminal lists the statuses a message never leaves. It is the one list: IsTerminal reads
+// it, and the database's is_terminal macro is made from it.
+var terminal = [...]string{StatusDelivered, StatusUndeliverable, StatusPermanentError}
+
+// TerminalStatuses returns the statuses a message can never leave, in a new slice. Every
+// other status, not_found and values batstat does not know included, may still change.
+func TerminalStatuses() []string { return slices.Clone(terminal[:]) }
+
 // IsTerminal reports whether a message in status s can never change again.
-func IsTerminal(s string) bool {
-	switch s {
-	case StatusDelivered, StatusUndeliverable, StatusPermanentError:
-		return true
-	}
-	return false
-}
+func IsTerminal(s string) bool { return slices.Contains(terminal[:], s) }
 
 // Status is one answer of GET /bat/message/{id}, basic or extended. Every field but
 // DeliveryStatus may be absent; absent fields are nil, so "absent" and "zero" stay distinct.

@@ -3,6 +3,7 @@ package smsbat_test
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/batstat/batstat/smsbat"
@@ -147,5 +148,23 @@ func TestIsTerminal(t *testing.T) {
 		if got := smsbat.IsTerminal(s); got != want {
 			t.Errorf("IsTerminal(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TerminalStatuses and IsTerminal agree, and a caller cannot change the list.
+func TestTerminalStatuses(t *testing.T) {
+	got := smsbat.TerminalStatuses()
+	want := []string{smsbat.StatusDelivered, smsbat.StatusUndeliverable, smsbat.StatusPermanentError}
+	if !slices.Equal(got, want) {
+		t.Errorf("TerminalStatuses() = %q, want %q", got, want)
+	}
+	for _, s := range got {
+		if !smsbat.IsTerminal(s) {
+			t.Errorf("IsTerminal(%q) = false for a status of TerminalStatuses", s)
+		}
+	}
+	got[0] = smsbat.StatusScheduled
+	if smsbat.IsTerminal(smsbat.StatusScheduled) || !smsbat.IsTerminal(smsbat.StatusDelivered) {
+		t.Errorf("changing the slice TerminalStatuses returned changed IsTerminal")
 	}
 }

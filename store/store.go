@@ -1,6 +1,12 @@
-// Package store owns the batstat DuckDB file: opening it read-write or read-only, applying
-// the schema from package queries, and turning DuckDB's low-level failures (a file locked by
-// another process, a file that is not a database) into errors a user can act on.
+// Package store owns the batstat DuckDB file: opening it read-write or read-only, its
+// schema (schema.sql) and every statement that writes to it, and turning DuckDB's low-level
+// failures (a file locked by another process, a file that is not a database) into errors a
+// user can act on. Reading is open to all: reports and ad-hoc SQL query the file directly.
+//
+// The writes are shaped by what a fetch does: a run is started, recovered or finished
+// (StartRun, RecoverCrashed, FinishRun); its inputs are loaded in chunks (Load) and read
+// back as the messages to ask (TodoPage); its answers are committed in batches (Batch).
+// Stateful work (temp tables, transactions, the Appender) is done on a pinned *sql.Conn.
 package store
 
 import (
@@ -12,14 +18,12 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
-
-	"github.com/batstat/batstat/queries"
 )
 
 // Options tune how a database file is opened.
 type Options struct {
-	// ReadOnly opens the file without write access and without applying the schema. The
-	// file must already exist.
+	// ReadOnly opens the file without write access and without applying the schema, except
+	// to bring a file of an older schema up to date first (see Open). The file must exist.
 	ReadOnly bool
 	// Threads and MemoryLimit cap DuckDB's resources (0 / "" keep DuckDB's defaults: all
 	// cores and 80% of RAM), for cron jobs on shared hosts.
@@ -27,8 +31,9 @@ type Options struct {
 	MemoryLimit string
 }
 
-// DB is an open batstat database. It is safe for concurrent use like *sql.DB; stateful work
-// (transactions, the Appender) must pin a connection with DB.Conn.
+// DB is an open batstat database. It is safe for concurrent use like *sql.DB. Queries may
+// use the embedded *sql.DB; writes go through the methods and types of this package, which
+// pin a connection (DB.Conn) for stateful work: temp tables, transactions, the Appender.
 type DB struct {
 	*sql.DB
 	Path      string
@@ -42,18 +47,74 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	holder := "another process"
+	return fmt.Sprintf("database %s is in use by %s; wait for it to finish or use another --db", e.Path, e.holder())
+}
+
+func (e *LockedError) holder() string {
 	if e.PID != "" {
-		holder = "another process (PID " + e.PID + ")"
+		return "another process (PID " + e.PID + ")"
 	}
-	return fmt.Sprintf("database %s is in use by %s; wait for it to finish or use another --db", e.Path, holder)
+	return "another process"
 }
 
 var pidRE = regexp.MustCompile(`PID (\d+)`)
 
-// Open opens (creating it if needed, unless read-only) the database at path and, for a
-// read-write open, brings its schema up to date.
+// Open opens (creating it if needed, unless read-only) the database at path. A read-write
+// open brings the file's schema up to date. So does a read-only open of a file batstat made
+// with an older schema, which the reports could not read: it opens the file read-write for
+// that first, and fails with an error that says how to upgrade when another process holds
+// the file. A DuckDB file that batstat did not make is opened as it is.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	db, err := open(ctx, path, opts)
+	if err != nil || !opts.ReadOnly {
+		return db, err
+	}
+	version, ours, err := schemaVersion(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: read its schema version: %w", path, err)
+	}
+	if !ours || version >= SchemaVersion {
+		return db, nil
+	}
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	rwOpts := opts
+	rwOpts.ReadOnly = false
+	rw, err := open(ctx, path, rwOpts)
+	if err != nil {
+		return nil, &OutdatedError{Path: path, Version: version, Err: err}
+	}
+	if err := rw.Close(); err != nil {
+		return nil, fmt.Errorf("update schema of %s: %w", path, err)
+	}
+	return open(ctx, path, opts)
+}
+
+// OutdatedError reports a file with an older schema that a read-only open could not bring
+// up to date, because the file could not be opened read-write (Err says why: most often
+// another process holds it, see IsLocked).
+type OutdatedError struct {
+	Path    string
+	Version int // the file's schema version
+	Err     error
+}
+
+func (e *OutdatedError) Error() string {
+	why := "opening it read-write failed: " + e.Err.Error()
+	var le *LockedError
+	if errors.As(e.Err, &le) {
+		why = le.holder() + " has it open: run the command again once that process has closed the file"
+	}
+	return fmt.Sprintf("database %s has schema version %d, older than this batstat's %d; batstat "+
+		"brings it up to date in place when it can open it read-write, but %s", e.Path, e.Version, SchemaVersion, why)
+}
+
+func (e *OutdatedError) Unwrap() error { return e.Err }
+
+// open opens the file and, unless read-only, migrates its schema.
+func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	dsn := path
 	var params []string
 	if opts.ReadOnly {
@@ -79,44 +140,21 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, openError(path, err)
 	}
 	if !opts.ReadOnly {
-		if err := dropMessagesKey(ctx, db); err != nil {
+		if err := db.migrate(ctx); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("update schema of %s: %w", path, err)
-		}
-		if _, err := db.ExecContext(ctx, queries.Schema); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 		}
 	}
 	return db, nil
 }
 
-// dropMessagesKey rebuilds a messages table made with a PRIMARY KEY (files of batstat's first
-// schema) without it, keeping every row and the NOT NULL columns, in one transaction. The
-// view over messages is dropped with it; the schema that follows creates it again.
-func dropMessagesKey(ctx context.Context, db *DB) error {
-	var keyed bool
-	if err := db.QueryRowContext(ctx, `
-		SELECT count(*) > 0 FROM duckdb_constraints()
-		WHERE schema_name = 'main' AND table_name = 'messages' AND constraint_type = 'PRIMARY KEY'`,
-	).Scan(&keyed); err != nil || !keyed {
+func (db *DB) migrate(ctx context.Context) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
 		return err
 	}
-	_, err := db.ExecContext(ctx, `
-		BEGIN TRANSACTION;
-		DROP VIEW IF EXISTS message_status;
-		ALTER TABLE messages RENAME TO messages_keyed;
-		CREATE TABLE messages AS SELECT * FROM messages_keyed;
-		ALTER TABLE messages ALTER COLUMN message_id SET NOT NULL;
-		ALTER TABLE messages ALTER COLUMN campaign SET NOT NULL;
-		ALTER TABLE messages ALTER COLUMN first_loaded_at SET NOT NULL;
-		DROP TABLE messages_keyed;
-		COMMIT;`)
-	if err != nil {
-		db.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return fmt.Errorf("drop the primary key of messages: %w", err)
-	}
-	return nil
+	defer conn.Close()
+	return migrate(ctx, conn)
 }
 
 // Close closes the database, checkpointing the WAL into the file.
@@ -126,6 +164,66 @@ func (db *DB) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// Meta returns the value of key in batstat_meta; ok is false when the key is absent.
+func (db *DB) Meta(ctx context.Context, key string) (value string, ok bool, err error) {
+	return getMeta(ctx, db, key)
+}
+
+// SetMeta sets key to value in batstat_meta, replacing any value it had.
+func (db *DB) SetMeta(ctx context.Context, key, value string) error {
+	return setMeta(ctx, db, key, value)
+}
+
+// querier and execer are what *sql.DB and *sql.Conn share.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func getMeta(ctx context.Context, q querier, key string) (string, bool, error) {
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT value FROM batstat_meta WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read %s from batstat_meta: %w", key, err)
+	}
+	return v, true, nil
+}
+
+func setMeta(ctx context.Context, e execer, key, value string) error {
+	if _, err := e.ExecContext(ctx, `INSERT OR REPLACE INTO batstat_meta VALUES ($1, $2)`, key, value); err != nil {
+		return fmt.Errorf("record %s in batstat_meta: %w", key, err)
+	}
+	return nil
+}
+
+// inTx runs fn inside a transaction on conn: it commits when fn returns nil and rolls back
+// otherwise. The rollback does not use ctx's cancellation, so a cancelled run still ends
+// its transaction (DuckDB would keep it open on the connection, and the next statement
+// would run inside it).
+func inTx(ctx context.Context, conn *sql.Conn, fn func() error) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // openError names what went wrong opening path. DuckDB reports a held lock and a foreign

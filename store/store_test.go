@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,8 +28,8 @@ func TestOpenCreatesSchemaIdempotently(t *testing.T) {
 			}
 		}
 		var v string
-		if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != "2" {
-			t.Errorf("schema_version = %q, %v; want 2", v, err)
+		if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != "3" {
+			t.Errorf("schema_version = %q, %v; want 3", v, err)
 		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -86,29 +87,7 @@ func TestReadOnlyRefusesWrites(t *testing.T) {
 // is brought up to date on a read-write open with every row kept.
 func TestOpenUpgradesFirstSchema(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v1.duckdb")
-	v1, err := os.ReadFile(filepath.Join("testdata", "schema_v1.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := sql.Open("duckdb", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{string(v1), `
-		INSERT INTO runs (started_at, finished_at, outcome) VALUES ('2026-01-02 03:04:05+00', '2026-01-02 03:05:00+00', 'ok');
-		INSERT INTO messages (message_id, campaign, first_loaded_at, run_id) VALUES
-			('m1', 'spring', '2026-01-02 03:04:06+00', 1), ('m2', 'spring', '2026-01-02 03:04:06+00', 1);
-		INSERT INTO status_latest (message_id, run_id, checked_at, http_status, deliverystatus, attempts)
-			VALUES ('m1', 1, '2026-01-02 03:04:07+00', 200, 'delivered', 1);`} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatalf("make a first-schema file: %v", err)
-		}
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+	path := oldFile(t, 1)
 	db, err := store.Open(ctx, path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,10 +97,7 @@ func TestOpenUpgradesFirstSchema(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'messages' AND constraint_type = 'PRIMARY KEY'`).Scan(&keys); err != nil || keys != 0 {
 		t.Errorf("messages has %d primary keys (%v), want none", keys, err)
 	}
-	var got string
-	if err := db.QueryRow(`SELECT string_agg(message_id || ':' || coalesce(deliverystatus, '-'), ',' ORDER BY message_id) FROM message_status`).Scan(&got); err != nil || got != "m1:delivered,m2:-" {
-		t.Errorf("message_status = %q (%v), want m1:delivered,m2:-", got, err)
-	}
+	checkUpToDate(t, db)
 	var loading sql.NullBool
 	if err := db.QueryRow(`SELECT loading FROM runs WHERE run_id = 1`).Scan(&loading); err != nil || !loading.Valid || loading.Bool {
 		t.Errorf("runs.loading of a first-schema run = %v (%v), want false", loading, err)
@@ -129,8 +105,52 @@ func TestOpenUpgradesFirstSchema(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO messages (message_id, campaign, first_loaded_at) VALUES ('m3', NULL, now())`); err == nil {
 		t.Errorf("messages took a NULL campaign after the upgrade")
 	}
+}
+
+// oldFile makes a database file with the frozen schema of the given version
+// (testdata/schema_vN.sql), holding one run and two messages, one of them answered.
+func oldFile(t *testing.T, version int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.duckdb", version))
+	schema, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("schema_v%d.sql", version)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{string(schema), `
+		INSERT INTO runs (started_at, finished_at, outcome) VALUES ('2026-01-02 03:04:05+00', '2026-01-02 03:05:00+00', 'ok');
+		INSERT INTO messages (message_id, campaign, first_loaded_at, run_id) VALUES
+			('m1', 'spring', '2026-01-02 03:04:06+00', 1), ('m2', 'spring', '2026-01-02 03:04:06+00', 1);
+		INSERT INTO status_latest (message_id, run_id, checked_at, http_status, deliverystatus, attempts)
+			VALUES ('m1', 1, '2026-01-02 03:04:07+00', 200, 'delivered', 1);`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("make a schema-%d file: %v", version, err)
+		}
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// checkUpToDate fails unless db, made by oldFile, has the current schema with its rows
+// and macros.
+func checkUpToDate(t *testing.T, db *store.DB) {
+	t.Helper()
+	var got string
+	if err := db.QueryRow(`SELECT string_agg(message_id || ':' || coalesce(deliverystatus, '-'), ',' ORDER BY message_id) FROM message_status`).Scan(&got); err != nil || got != "m1:delivered,m2:-" {
+		t.Errorf("message_status = %q (%v), want m1:delivered,m2:-", got, err)
+	}
+	if err := db.QueryRow(`SELECT string_agg(message_id, ',' ORDER BY message_id) FROM message_status
+		WHERE is_terminal(deliverystatus) AND in_campaigns(campaign, ['spring'])
+		  AND in_period(message_time(sent_at, first_loaded_at), NULL, NULL)`).Scan(&got); err != nil || got != "m1" {
+		t.Errorf("messages selected with the macros = %q (%v), want m1", got, err)
+	}
 	var v string
-	if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != "2" {
-		t.Errorf("schema_version = %q, %v; want 2", v, err)
+	if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != fmt.Sprint(store.SchemaVersion) {
+		t.Errorf("schema_version = %q, %v; want %d", v, err, store.SchemaVersion)
 	}
 }

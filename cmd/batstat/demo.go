@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -94,7 +93,7 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `INSERT OR REPLACE INTO batstat_meta VALUES ($1, 'true')`, demoMarker); err != nil {
+	if err := db.SetMeta(ctx, demoMarker, "true"); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	cfg := ingest.Config{
@@ -148,10 +147,9 @@ func removeDemoDB(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %s exists and is not a demo database (%v); pass another --db", path, err)
 	}
-	var v string
-	err = db.QueryRowContext(ctx, `SELECT value FROM batstat_meta WHERE key = $1`, demoMarker).Scan(&v)
+	_, ok, err := db.Meta(ctx, demoMarker)
 	db.Close()
-	if errors.Is(err, sql.ErrNoRows) || err != nil {
+	if err != nil || !ok {
 		return fmt.Errorf("demo: %s exists and was not made by batstat demo; refusing to overwrite it (pass another --db)", path)
 	}
 	for _, p := range []string{path, path + ".wal"} {
