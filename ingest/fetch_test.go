@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -55,7 +52,7 @@ func newBubbleFixture(t *testing.T, opts smsbattest.Options, n int) *fixture {
 	t.Helper()
 	h := smsbattest.NewHandler(opts)
 	f := newFixtureFor(t, h, n)
-	f.rt = handlerTransport{h}
+	f.rt = smsbattest.InProcessTransport(h)
 	return f
 }
 
@@ -112,23 +109,6 @@ func (f *fixture) clientVia(t *testing.T, rt http.RoundTripper) *smsbat.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// handlerTransport answers requests with an http.Handler, in memory. A connection reset
-// the handler asks for becomes a transport error, as on the wire.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (resp *http.Response, err error) {
-	defer func() {
-		if v := recover(); v == http.ErrAbortHandler {
-			resp, err = nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-		} else if v != nil {
-			panic(v)
-		}
-	}()
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
 }
 
 func count(t *testing.T, db *store.DB, q string, args ...any) int64 {

@@ -101,7 +101,7 @@ func (s *Server) NewClient(tb testing.TB, mode smsbat.AuthMode) *smsbat.Client {
 // defaults to the time NewHandler runs.
 func NewInProcessClient(tb testing.TB, h *Handler, mode smsbat.AuthMode) *smsbat.Client {
 	tb.Helper()
-	hc := &http.Client{Transport: inProcess{h}, Timeout: 10 * time.Second}
+	hc := &http.Client{Transport: InProcessTransport(h), Timeout: 10 * time.Second}
 	c, err := smsbat.NewClient(inProcessURL, h.Auth(mode), hc)
 	if err != nil {
 		tb.Fatalf("smsbattest: in-process client: %v", err)
@@ -115,7 +115,12 @@ const inProcessURL = "http://smsbat.invalid"
 // errReset is what an in-process request gets when the handler drops the connection.
 var errReset = errors.New("smsbattest: connection reset by the fake API")
 
-// inProcess is an http.RoundTripper that serves each request with a handler directly.
+// InProcessTransport returns an http.RoundTripper that serves each request with h in the
+// calling goroutine, as NewInProcessClient's client does; a test wraps it to watch or alter
+// the requests of such a client.
+func InProcessTransport(h http.Handler) http.RoundTripper { return inProcess{h} }
+
+// inProcess is the transport of InProcessTransport.
 type inProcess struct{ h http.Handler }
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
