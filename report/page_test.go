@@ -439,3 +439,33 @@ func exec(t *testing.T, db *store.DB, q string) {
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// A message settles at its first check that saw a final status, however often it is
+// asked after; a check before the sent time (clocks apart) counts as no delay.
+func TestPageSettlementFirstFinalCheck(t *testing.T) {
+	db := newDB(t)
+	exec(t, db, `
+		INSERT INTO runs (run_id, started_at, finished_at, outcome) VALUES (1, '2025-03-01 00:00:00+00', '2025-03-01 03:00:00+00', 'ok');
+		INSERT INTO messages (message_id, campaign, first_loaded_at, run_id, sent_at) VALUES
+		    ('a', 'c', '2025-03-01 00:00:00+00', 1, '2025-03-01 00:00:00+00'),
+		    ('b', 'c', '2025-03-01 00:00:00+00', 1, '2025-03-01 01:00:00+00'),
+		    ('d', 'c', '2025-03-01 00:00:00+00', 1, '2025-03-01 00:00:00+00');
+		INSERT INTO status_checks (message_id, run_id, checked_at, http_status, deliverystatus, attempts) VALUES
+		    ('a', 1, '2025-03-01 00:00:05+00', 200, 'processing', 1),
+		    ('a', 1, '2025-03-01 00:00:30+00', 200, 'delivered', 1),
+		    ('a', 1, '2025-03-01 02:00:00+00', 200, 'delivered', 1),
+		    ('b', 1, '2025-03-01 00:10:00+00', 200, 'undeliverable', 1),
+		    ('d', 1, '2025-03-01 02:00:00+00', 200, 'processing', 1);
+		INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks
+		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC) = 1;`)
+	_, doc := renderPage(t, db.DB, "settle", report.Filter{})
+	settled := findAll(doc, func(n *html.Node) bool { v, _ := attr(n, "id"); return v == "settled-within" })
+	var got []string
+	for _, td := range findAll(settled[0], func(n *html.Node) bool { return n.Data == "td" }) {
+		got = append(got, strings.TrimSpace(textOf(td)))
+	}
+	want := []string{"c", "3", "66.7%", "66.7%", "66.7%", "66.7%", "66.7%", "66.7%", "0%", "33.3%"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("settled-within of a (final at 30 s, asked again at 2 h), b (checked before its sent time), d (never final) (-want +page):\n%s", diff)
+	}
+}
