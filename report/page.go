@@ -658,7 +658,7 @@ func (p *Page) costCharts() ([]*chart, error) {
 			name, title = "(no currency)", fmt.Sprintf("Cost without a currency per campaign: %s in all", scaledString(total, 6))
 		}
 		c := barFrame("cost-"+cur, title, len(rows), quarterTicks,
-			func(t float64) string { return strconv.FormatFloat(t*scale, 'f', -1, 64) })
+			func(t float64) string { return strconv.FormatFloat(math.Round(t*scale*1e9)/1e9, 'f', -1, 64) })
 		for i, d := range rows {
 			c.rowLabel(i, d)
 			exact := scaledString(values[i], 6)
@@ -816,18 +816,20 @@ func (p *Page) settlementChart(camps []deliveryRow, s shownRows) (*chart, *settl
 			}
 		}
 	}
-	// The x axis runs from 1 s to the first edge past the longest delay seen (at least a
-	// minute), on a log scale: settling takes seconds for some messages and days for others.
-	xMax := 60.0
+	// The x axis runs from 1 s to the first tick past the longest delay seen, so that the
+	// last step shows as a step, on a log scale: settling takes seconds for some messages
+	// and days for others.
+	longest := 0.0
 	for d := range all.within {
-		xMax = max(xMax, d)
+		longest = max(longest, d)
 	}
+	xMax := longest
 	ticks := []struct {
 		s     float64
 		label string
 	}{{1, "1s"}, {10, "10s"}, {60, "1m"}, {600, "10m"}, {3600, "1h"}, {21600, "6h"}, {86400, "1d"}, {604800, "7d"}}
 	for _, t := range ticks {
-		if t.s >= xMax {
+		if t.s > longest && t.s >= 60 {
 			xMax = t.s
 			break
 		}
