@@ -156,10 +156,12 @@ type tableColumn struct {
 	Numeric bool
 }
 
+// tableCell is a cell of a table. Value is the cell as the json format writes it, when
+// Text (as the table format shows it) is not that already: a rounded DOUBLE, a NULL, an
+// empty string, a time.
 type tableCell struct {
-	Text, Value string // Value: the cell as JSON, as the json format writes it
+	Text, Value string
 	Numeric     bool
-	Column      string
 }
 
 type settledTable struct {
@@ -267,7 +269,14 @@ func newTableView(r *Result) (tableView, error) {
 			if err != nil {
 				return tv, fmt.Errorf("report %s: %s: %w", r.Name, r.Columns[i], err)
 			}
-			cells[i] = tableCell{Text: text(val, r.Types[i], true), Value: string(b), Numeric: tv.Columns[i].Numeric, Column: r.Columns[i]}
+			cell := tableCell{Text: text(val, r.Types[i], true), Numeric: tv.Columns[i].Numeric}
+			// The exact value only where the text is not it already, which keeps a
+			// page of hundreds of campaigns light: numbers as the json format prints
+			// them and non-empty strings are their own text.
+			if isText := cell.Text == string(b) || (cell.Text != "" && !cell.Numeric && val == any(cell.Text)); !isText {
+				cell.Value = string(b)
+			}
+			cells[i] = cell
 		}
 		tv.Rows = append(tv.Rows, cells)
 	}
@@ -276,7 +285,7 @@ func newTableView(r *Result) (tableView, error) {
 		return tv, fmt.Errorf("report %s: %w", r.Name, err)
 	}
 	for i, s := range total {
-		tv.Footer = append(tv.Footer, tableCell{Text: s, Numeric: tv.Columns[i].Numeric, Column: r.Columns[i]})
+		tv.Footer = append(tv.Footer, tableCell{Text: s, Numeric: tv.Columns[i].Numeric})
 	}
 	return tv, nil
 }

@@ -120,22 +120,7 @@ func TestPageNumbersEqualReports(t *testing.T) {
 		if len(tables) != 1 {
 			t.Fatalf("the page has %d tables of %s, want 1", len(tables), name)
 		}
-		var got []map[string]any
-		for _, tr := range findAll(tables[0], func(n *html.Node) bool { return n.Data == "tr" && n.Parent.Data == "tbody" }) {
-			row := map[string]any{}
-			for _, td := range findAll(tr, func(n *html.Node) bool { return n.Data == "td" }) {
-				col, _ := attr(td, "data-col")
-				val, _ := attr(td, "data-value")
-				dec := json.NewDecoder(strings.NewReader(val))
-				dec.UseNumber()
-				var v any
-				if err := dec.Decode(&v); err != nil {
-					t.Fatalf("%s: data-value %q of %s: %v", name, val, col, err)
-				}
-				row[col] = v
-			}
-			got = append(got, row)
-		}
+		got := tableRows(t, tables[0])
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("table %s differs from the json report (-json +page):\n%s", name, diff)
 		}
@@ -253,6 +238,43 @@ func TestPageNumbersEqualReports(t *testing.T) {
 	checkSelfContained(t, page, doc)
 }
 
+// tableRows reads a table of the page back into row objects: the columns named by its
+// header, each cell's value its data-value (JSON) when it has one, else its text, a
+// number in a numeric column.
+func tableRows(t *testing.T, table *html.Node) []map[string]any {
+	t.Helper()
+	var cols []string
+	var numeric []bool
+	for _, th := range findAll(table, func(n *html.Node) bool { return n.Data == "th" }) {
+		cols = append(cols, textOf(th))
+		cls, _ := attr(th, "class")
+		numeric = append(numeric, cls == "n")
+	}
+	var rows []map[string]any
+	for _, tr := range findAll(table, func(n *html.Node) bool { return n.Data == "tr" && n.Parent.Data == "tbody" }) {
+		row := map[string]any{}
+		for i, td := range findAll(tr, func(n *html.Node) bool { return n.Data == "td" }) {
+			val, ok := attr(td, "data-value")
+			switch {
+			case ok:
+				dec := json.NewDecoder(strings.NewReader(val))
+				dec.UseNumber()
+				var v any
+				if err := dec.Decode(&v); err != nil {
+					t.Fatalf("data-value %q of %s: %v", val, cols[i], err)
+				}
+				row[cols[i]] = v
+			case numeric[i]:
+				row[cols[i]] = json.Number(textOf(td))
+			default:
+				row[cols[i]] = textOf(td)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
 // checkSelfContained fails when the page could fetch anything at view time or run a
 // script: it holds no URL, no element that loads, no event handler.
 func checkSelfContained(t *testing.T, page string, doc *html.Node) {
@@ -321,9 +343,9 @@ func TestPageEscapesHostileNames(t *testing.T) {
 	// Every name reaches the reader intact: in the delivery table and as a bar of the
 	// delivery chart.
 	var inTable, inChart []string
-	for _, td := range findAll(doc, func(n *html.Node) bool { c, _ := attr(n, "data-col"); return c == "campaign" }) {
-		if p, _ := attr(td.Parent.Parent.Parent, "data-report"); p == "delivery" {
-			inTable = append(inTable, textOf(td))
+	for _, table := range findAll(doc, func(n *html.Node) bool { v, _ := attr(n, "data-report"); return v == "delivery" }) {
+		for _, row := range tableRows(t, table) {
+			inTable = append(inTable, row["campaign"].(string))
 		}
 	}
 	for _, n := range chartShapes(t, doc, "delivery-rate") {
