@@ -35,6 +35,10 @@ type counters struct {
 	errored     atomic.Int64 // messages finished as failures
 	retries     atomic.Int64
 	rateLimited atomic.Int64
+	// byStatus counts attempts by the HTTP status answered, index 0 being no answer at
+	// all (network error, timeout, undecodable head). A fixed array of atomics keeps the
+	// per-request cost at one add, with no lock or map.
+	byStatus [maxHTTPStatus + 1]atomic.Int64
 
 	mu                         sync.Mutex
 	answered, notFound, failed int64 // stored
@@ -42,6 +46,29 @@ type counters struct {
 
 func (c *counters) snapshot() Counts {
 	return Counts{c.requests.Load(), c.done.Load(), c.errored.Load(), c.retries.Load(), c.rateLimited.Load()}
+}
+
+// maxHTTPStatus is the largest status code counted on its own; a larger one (not HTTP)
+// counts as no answer.
+const maxHTTPStatus = 599
+
+// answeredWith counts one attempt answered with HTTP status code, 0 for none.
+func (c *counters) answeredWith(code int) {
+	if code < 0 || code > maxHTTPStatus {
+		code = 0
+	}
+	c.byStatus[code].Add(1)
+}
+
+// statuses returns the attempts by HTTP status, only those seen; key 0 is no answer.
+func (c *counters) statuses() map[int]int64 {
+	m := make(map[int]int64)
+	for code := range c.byStatus {
+		if n := c.byStatus[code].Load(); n > 0 {
+			m[code] = n
+		}
+	}
+	return m
 }
 
 func (c *counters) stored(answered, notFound, failed int64) {
@@ -174,6 +201,7 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		f.stats.requests.Add(1)
 		res, err := f.cfg.Client.Status(reqCtx, id)
 		received := time.Now()
+		f.stats.answeredWith(httpStatus(res, err))
 		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
 		if err == nil {
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
@@ -218,6 +246,21 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			return outcome{}, err
 		}
 	}
+}
+
+// httpStatus is the status code an attempt was answered with, 0 when no answer came.
+func httpStatus(res *smsbat.Result, err error) int {
+	var apiErr *smsbat.APIError
+	var decErr *smsbat.DecodeError
+	switch {
+	case err == nil && res != nil:
+		return res.StatusCode
+	case errors.As(err, &apiErr):
+		return apiErr.StatusCode
+	case errors.As(err, &decErr):
+		return decErr.StatusCode
+	}
+	return 0
 }
 
 // classify names a failed attempt for fetch_errors.kind, keeping the status and body.

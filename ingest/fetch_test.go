@@ -662,3 +662,63 @@ func TestFetchReportsProgress(t *testing.T) {
 		t.Errorf("counts at Stop (-want +got):\n%s(summary %+v: want some retries)", diff, sum)
 	}
 }
+
+// The summary counts every attempt by the HTTP status it got, 0 for none, exactly as the
+// transport saw them, and names the campaigns of the input.
+func TestFetchCountsResponsesByStatus(t *testing.T) {
+	opts := smsbattest.DefaultOptions()
+	opts.MaxPollsToFinal = 1
+	opts.Fault429 = 0.1
+	opts.Fault500 = 0.1
+	opts.FaultGarbage = 0.1
+	opts.FaultReset = 0.1
+	opts.RetryAfter = "0"
+	// In memory: a reset reaches the client as it left the server, where Go's transport
+	// would resend some by itself on a real socket.
+	f := newBubbleFixture(t, opts, 300)
+	wire := &statusLog{rt: f.rt, seen: map[int]int64{}}
+	cfg := f.config(t)
+	cfg.Client = f.clientVia(t, wire)
+	cfg.Retries = 30
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if diff := cmp.Diff(wire.seen, sum.Responses); diff != "" {
+		t.Errorf("Responses differ from the transport's (-transport +summary):\n%s", diff)
+	}
+	var total int64
+	for _, code := range []int{0, 200, 404, 429, 500} {
+		if sum.Responses[code] == 0 {
+			t.Errorf("Responses[%d] = 0; the faults and the fake's not-found IDs should have produced it", code)
+		}
+	}
+	for _, n := range wire.seen {
+		total += n
+	}
+	if sum.Requests != total {
+		t.Errorf("Requests = %d, want %d (the transport's count)", sum.Requests, total)
+	}
+	if want := []string{"camp-0", "camp-1", "camp-2"}; !slices.Equal(sum.Campaigns, want) {
+		t.Errorf("Campaigns = %q, want %q", sum.Campaigns, want)
+	}
+}
+
+// statusLog counts the round trips it passes on by the status answered, 0 for an error.
+type statusLog struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	seen map[int]int64
+}
+
+func (l *statusLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(r)
+	code := 0
+	if err == nil {
+		code = resp.StatusCode
+	}
+	l.mu.Lock()
+	l.seen[code]++
+	l.mu.Unlock()
+	return resp, err
+}

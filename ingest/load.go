@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/batstat/batstat/ingest/idlist"
@@ -49,10 +51,33 @@ func closeAll(rs []*idlist.Reader) {
 	}
 }
 
+// campaignSet collects the campaigns of the rows loaded. Rows of one campaign mostly
+// come together, so the set is looked up only when the campaign changes.
+type campaignSet struct {
+	last string
+	seen map[string]struct{}
+}
+
+func (s *campaignSet) add(campaign string) {
+	if s.seen == nil {
+		s.seen = make(map[string]struct{})
+	} else if campaign == s.last {
+		return
+	}
+	s.last = campaign
+	s.seen[campaign] = struct{}{}
+}
+
+// sorted returns the campaigns by name.
+func (s *campaignSet) sorted() []string {
+	return slices.Sorted(maps.Keys(s.seen))
+}
+
 // load reads the inputs and loads them in chunks of cfg.LoadChunk rows, each committed
 // on its own (see store.Load: the load still reads as all or nothing). On failure the
-// messages it added are taken back before it returns.
-func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Reader, cfg *Config) (st store.LoadCounts, err error) {
+// messages it added are taken back before it returns. The campaigns of the rows staged
+// are added to campaigns.
+func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Reader, cfg *Config, campaigns *campaignSet) (st store.LoadCounts, err error) {
 	l, err := store.StartLoad(ctx, conn, store.LoadOptions{
 		RunID: runID, At: time.Now().UTC(), RefreshAll: cfg.Refresh == RefreshAll,
 	})
@@ -95,6 +120,7 @@ func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Re
 				CustomerMessageID: row.CustomerMessageID, MessagelistID: row.MessagelistID}); err != nil {
 				return l.Counts(), fmt.Errorf("%s line %d: stage row: %w", row.File, row.Line, err)
 			}
+			campaigns.add(row.Campaign)
 			if staged++; staged == cfg.LoadChunk {
 				if err := l.Settle(ctx); err != nil {
 					return l.Counts(), err

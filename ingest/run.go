@@ -37,7 +37,12 @@ type Summary struct {
 	Retries     int64
 	RateLimited int64 // 429 answers seen
 	Requests    int64 // HTTP attempts
-	Elapsed     time.Duration
+	// Responses counts the HTTP attempts by the status code answered; key 0 counts the
+	// attempts that got no answer (network error, timeout). They add up to Requests.
+	Responses map[int]int64
+	// Campaigns are the campaigns of the input rows loaded (rejected rows aside), by name.
+	Campaigns []string
+	Elapsed   time.Duration
 }
 
 // LogAttrs renders the summary for a structured log line.
@@ -94,7 +99,9 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return sum, runErr
 	}
 
-	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg)
+	var campaigns campaignSet
+	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg, &campaigns)
+	sum.Campaigns = campaigns.sorted()
 	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessages, ls.ToAsk
 	if err != nil {
 		if ctx.Err() != nil {
@@ -170,5 +177,6 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 	sum.Answered, sum.NotFound, sum.Failed = stats.answered, stats.notFound, stats.failed
 	stats.mu.Unlock()
 	sum.Retries, sum.RateLimited, sum.Requests = s.Retries, s.RateLimited, s.Requests
+	sum.Responses = stats.statuses()
 	return fetchErr, werr
 }

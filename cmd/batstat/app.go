@@ -7,7 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
@@ -53,16 +56,44 @@ func (e *partialError) Error() string {
 	return fmt.Sprintf("%d messages still have no answer after their retries (see the fetch_errors table); the next run asks again", e.failed)
 }
 
+// belowRateError is report --fail-under: some campaigns' delivery rates are below the gate.
+type belowRateError struct {
+	gate      float64
+	campaigns []campaignRate
+}
+
+type campaignRate struct {
+	campaign            string
+	delivered, messages int64
+	rate                float64
+}
+
+func (e *belowRateError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "delivery rate below --fail-under %g for %d campaign(s):", e.gate, len(e.campaigns))
+	for i, c := range e.campaigns {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "%s %s %.4f (%d of %d delivered)", sep, strconv.Quote(c.campaign), c.rate, c.delivered, c.messages)
+	}
+	return b.String()
+}
+
 // env is what commands may touch of the outside world; nothing below run uses os.Std*.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	stderrTTY      bool
+	// metrics is set by a command given --metrics-file; run writes it with the exit status.
+	metrics *runMetrics
 }
 
 // run is the whole program: it parses args, runs a command and turns its error into an
 // exit status, in this one place.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	start := time.Now()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	if f, ok := stderr.(*os.File); ok {
 		e.stderrTTY = isatty.IsTerminal(f.Fd())
@@ -73,6 +104,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		fmt.Fprintf(stderr, "batstat: %v\n", err)
 	}
+	if e.metrics != nil {
+		if err := e.metrics.write(code, time.Since(start), time.Now()); err != nil {
+			fmt.Fprintf(stderr, "batstat: %v\n", err)
+			if code == exitOK {
+				code = exitFatal
+			}
+		}
+	}
 	return code
 }
 
@@ -80,6 +119,7 @@ func exitCode(err error) int {
 	var ue *usageError
 	var se *signalError
 	var pe *partialError
+	var be *belowRateError
 	switch {
 	case err == nil:
 		return exitOK
@@ -91,6 +131,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
+	case errors.As(err, &be):
+		return exitBelowRate
 	}
 	return exitFatal
 }
@@ -130,7 +172,8 @@ func newApp(e *env, cmds ...*cli.Command) *cli.App {
 		Name:  "batstat",
 		Usage: "SMSBAT campaign delivery analytics: fetch statuses into DuckDB, report, export",
 		Description: "Exit status: 0 ok; 1 fatal error (credentials rejected, database or input unreadable);\n" +
-			"2 bad usage; 3 fetch finished but some messages still failed; 130/143 interrupted.",
+			"2 bad usage; 3 fetch finished but some messages still failed; 6 report --fail-under: a\n" +
+			"delivery rate below the gate; 130/143 interrupted.",
 		Writer:          e.stdout,
 		ErrWriter:       e.stderr,
 		Reader:          e.stdin,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/ingest/idlist"
+	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/smsbat"
 )
 
@@ -42,6 +43,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
+		metricsFlag(),
 	}
 	flags = append(flags, logFlags()...)
 	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
@@ -70,12 +72,15 @@ type fetchOptions struct {
 
 // newFetchOptions turns fetch's flags and arguments into options. It reads --api-key-file
 // and expands globs, but opens no input and no database.
-func newFetchOptions(c *cli.Context, _ *env) (*fetchOptions, error) {
+func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
+	var err error
+	if e.metrics, err = newRunMetrics(c); err != nil {
+		return nil, err
+	}
 	if c.NArg() == 0 {
 		return nil, usagef("fetch: no input FILE given (use - for stdin)")
 	}
 	o := &fetchOptions{db: newDBOptions(c), noProgress: c.Bool("no-progress")}
-	var err error
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
 	}
@@ -167,6 +172,16 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	sum, err := job.Run(ctx, db)
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
+		if e.metrics != nil {
+			e.metrics.responses = sum.Responses
+			// The campaigns of the input, as they stand after the run; a run that loaded
+			// nothing has none to tell.
+			if len(sum.Campaigns) > 0 {
+				if merr := e.metrics.collectDelivery(ctx, db, report.Filter{Campaigns: sum.Campaigns}); merr != nil {
+					log.Warn("metrics: no campaign figures", "error", merr)
+				}
+			}
+		}
 	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close database %s: %w", db.Path, cerr)

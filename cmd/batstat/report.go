@@ -6,21 +6,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/batstat/batstat/report"
-	"github.com/batstat/batstat/store"
 )
 
-func outputFlags() []cli.Flag {
+func outputFlags(formats string) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "format", Usage: "table, csv, json or markdown", Value: "table"},
+		&cli.StringFlag{Name: "format", Usage: formats, Value: "table"},
 		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout"},
 	}
 }
+
+// formatHTML is report's page format: a whole HTML file, not one of the row formats that
+// query shares.
+const formatHTML = "html"
 
 func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 	if runF == nil {
@@ -33,8 +37,10 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		&cli.StringFlag{Name: "until", Usage: "only messages sent (or first loaded) before `TIME`"},
 		&cli.BoolFlag{Name: "list", Usage: "list the reports with a one-line description"},
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
+		&cli.Float64Flag{Name: "fail-under", Usage: "after printing, exit 6 when a selected campaign's delivery rate is below `RATE` (0-1)"},
+		metricsFlag(),
 	}
-	flags = append(flags, outputFlags()...)
+	flags = append(flags, outputFlags("table, csv, json, markdown, or html (a page with charts; needs --output)")...)
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "report",
@@ -54,13 +60,20 @@ type reportOptions struct {
 	defs     []report.Def
 	selected []report.Def
 	filter   report.Filter
+	// html writes the page (report.Page) instead of the rows in out.format.
+	html bool
+	// failUnder is the --fail-under gate; nil = none.
+	failUnder *float64
 }
 
 // newReportOptions reads the reports (--queries-dir included) and checks the names asked
 // for, the filter and the format.
-func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
-	o := &reportOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, list: c.Bool("list")}
+func newReportOptions(c *cli.Context, e *env) (*reportOptions, error) {
 	var err error
+	if e.metrics, err = newRunMetrics(c); err != nil {
+		return nil, err
+	}
+	o := &reportOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, list: c.Bool("list")}
 	if o.defs, err = report.Defs(c.String("queries-dir")); err != nil {
 		return nil, err
 	}
@@ -81,6 +94,21 @@ func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
 	if o.selected, err = report.Select(o.defs, names...); err != nil {
 		return nil, &usageError{err}
 	}
+	if c.IsSet("fail-under") {
+		r := c.Float64("fail-under")
+		if !(r >= 0 && r <= 1) {
+			return nil, usagef("--fail-under %v: want a delivery rate from 0 to 1", c.String("fail-under"))
+		}
+		o.failUnder = &r
+	}
+	if c.String("format") == formatHTML {
+		// A page on a terminal is noise; stdout stays possible, asked for by name.
+		if o.out.path == "" {
+			return nil, usagef("--format html writes a page: give --output FILE (or --output - for stdout)")
+		}
+		o.html = true
+		return o, nil
+	}
 	if o.out.format, err = parseFormat(c); err != nil {
 		return nil, err
 	}
@@ -98,24 +126,98 @@ func runReport(ctx context.Context, o *reportOptions, e *env) error {
 		}
 		return closeOut()
 	}
-	return readAndRender(ctx, o.db, o.out, e, func(db *store.DB) ([]*report.Result, error) {
-		var results []*report.Result
-		for _, d := range o.selected {
-			res, err := report.Run(ctx, db.DB, d, o.filter)
-			if err != nil {
-				return nil, err
-			}
-			results = append(results, res)
+	db, err := o.db.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var results []*report.Result
+	for _, d := range o.selected {
+		res, err := report.Run(ctx, db.DB, d, o.filter)
+		if err != nil {
+			return o.db.memoryHint(err)
 		}
-		return results, nil
-	})
+		results = append(results, res)
+	}
+	// The gate and the metrics read the builtin delivery report over the same selection,
+	// whether or not it is among the reports printed (or replaced by --queries-dir).
+	var delivery *report.Result
+	if o.failUnder != nil || e.metrics != nil {
+		if delivery, err = builtinDelivery(ctx, db, o.filter); err != nil {
+			return o.db.memoryHint(err)
+		}
+		if e.metrics != nil {
+			e.metrics.delivery = delivery
+		}
+	}
+	var page *report.Page
+	if o.html {
+		page, err = report.NewPage(ctx, db.DB, report.PageOptions{Database: o.db.path, Filter: o.filter, Tables: results})
+		if err != nil {
+			return o.db.memoryHint(err)
+		}
+	}
+	// The output is opened once everything has been read, so that a failing report leaves
+	// no file behind.
+	w, closeOut, err := o.out.open(e)
+	if err != nil {
+		return err
+	}
+	if page != nil {
+		err = page.Render(w)
+	} else {
+		err = report.Render(w, o.out.format, results)
+	}
+	if err != nil {
+		closeOut()
+		return err
+	}
+	if err := closeOut(); err != nil {
+		return err
+	}
+	if o.failUnder == nil {
+		return nil
+	}
+	return checkDeliveryRate(delivery, *o.failUnder, o.filter.Campaigns, e)
+}
+
+// checkDeliveryRate is the --fail-under gate: a *belowRateError naming every campaign of
+// the delivery report whose rate is below gate. A campaign named with --campaign that has
+// no message in the selection has no rate: it is named on stderr, and does not fail.
+func checkDeliveryRate(delivery *report.Result, gate float64, named []string, e *env) error {
+	col := func(name string) int { return slices.Index(delivery.Columns, name) }
+	below := &belowRateError{gate: gate}
+	seen := map[string]bool{}
+	for _, row := range delivery.Rows {
+		campaign, _ := row[col("campaign")].(string)
+		seen[campaign] = true
+		rate, _ := row[col("delivery_rate")].(float64)
+		if rate >= gate {
+			continue
+		}
+		delivered, _ := row[col("delivered")].(int64)
+		messages, _ := row[col("messages")].(int64)
+		below.campaigns = append(below.campaigns, campaignRate{campaign: campaign, delivered: delivered, messages: messages, rate: rate})
+	}
+	for _, c := range named {
+		if !seen[c] {
+			fmt.Fprintf(e.stderr, "batstat: --fail-under: campaign %q has no messages in the selection; it is not gated\n", c)
+		}
+	}
+	if len(delivery.Rows) == 0 {
+		fmt.Fprintf(e.stderr, "batstat: --fail-under: no campaign in the selection; nothing to gate\n")
+	}
+	if len(below.campaigns) > 0 {
+		return below
+	}
+	return nil
 }
 
 func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
 	if runF == nil {
 		runF = runQuery
 	}
-	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
+	flags := append([]cli.Flag{dbFlag()}, outputFlags("table, csv, json or markdown")...)
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "query",
@@ -284,29 +386,6 @@ func (o outputOptions) open(e *env) (w io.Writer, closeOut func() error, err err
 		}
 		return nil
 	}, nil
-}
-
-// readAndRender opens the database read-only, lets produce compute the results and
-// renders them to --output or stdout.
-func readAndRender(ctx context.Context, dbo dbOptions, out outputOptions, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
-	db, err := dbo.open(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	results, err := produce(db)
-	if err != nil {
-		return err
-	}
-	w, closeOut, err := out.open(e)
-	if err != nil {
-		return err
-	}
-	if err := report.Render(w, out.format, results); err != nil {
-		closeOut()
-		return err
-	}
-	return closeOut()
 }
 
 func parseTime(flag, s string) (time.Time, error) {
