@@ -31,6 +31,7 @@ func (e *AuthError) Unwrap() error { return e.Err }
 // counters are updated by workers and read by progress reporting and the writer.
 type counters struct {
 	requests    atomic.Int64 // HTTP attempts made
+	asked       atomic.Int64 // messages asked at least once
 	done        atomic.Int64 // messages finished (answered or failed), not necessarily stored
 	errored     atomic.Int64 // messages finished as failures
 	retries     atomic.Int64
@@ -170,6 +171,8 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		}
 		if attempt > 1 {
 			f.stats.retries.Add(1)
+		} else {
+			f.stats.asked.Add(1)
 		}
 		f.stats.requests.Add(1)
 		res, err := f.cfg.Client.Status(reqCtx, id)

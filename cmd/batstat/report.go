@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/internal/outfile"
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/store"
 )
@@ -18,9 +20,15 @@ import (
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Usage: "table, csv, json or markdown", Value: "table"},
-		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout"},
+		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout (replaced only once complete)"},
 	}
 }
+
+// readExitHelp is the exit statuses of the commands that read the database.
+const readExitHelp = "Exit status: 0 ok; 1 fatal error (database unreadable, a query failed, an output that\n" +
+	"cannot be written: an old output file is then left as it was); 2 bad usage (including an\n" +
+	"output that is the database, its .wal or its .snapshot); 75 the database was busy (try again\n" +
+	"later); 130/143 interrupted by SIGINT/SIGTERM."
 
 func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 	if runF == nil {
@@ -35,13 +43,16 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
 	}
 	flags = append(flags, outputFlags()...)
+	flags = append(flags, &cli.StringFlag{Name: "output-dir", Usage: "write one file per report to `DIR` (NAME.csv, .json, .md or .txt), created if need be"})
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "report",
 		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
 		ArgsUsage: "[NAME...]",
-		Flags:     flags,
-		Action:    action(e, newReportOptions, runF),
+		Description: "csv holds one table: with several reports give --output-dir DIR, one file per report.\n\n" +
+			readExitHelp,
+		Flags:  flags,
+		Action: action(e, newReportOptions, runF),
 	})
 }
 
@@ -59,19 +70,26 @@ type reportOptions struct {
 // newReportOptions reads the reports (--queries-dir included) and checks the names asked
 // for, the filter and the format.
 func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
-	o := &reportOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, list: c.Bool("list")}
+	o := &reportOptions{list: c.Bool("list")}
 	var err error
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
 	if o.defs, err = report.Defs(c.String("queries-dir")); err != nil {
 		return nil, err
 	}
 	if o.list {
-		return o, nil
+		o.out = outputOptions{path: c.String("output")}
+		return o, o.out.check(o.db)
 	}
 	o.filter.Campaigns = c.StringSlice("campaign")
 	if o.filter.Since, err = parseTime("since", c.String("since")); err != nil {
 		return nil, err
 	}
 	if o.filter.Until, err = parseTime("until", c.String("until")); err != nil {
+		return nil, err
+	}
+	if err := flagsAfterArgs(c, "report", "report name"); err != nil {
 		return nil, err
 	}
 	names := c.Args().Slice()
@@ -81,7 +99,10 @@ func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
 	if o.selected, err = report.Select(o.defs, names...); err != nil {
 		return nil, &usageError{err}
 	}
-	if o.out.format, err = parseFormat(c); err != nil {
+	if o.out, err = newOutputOptions(c, o.db); err != nil {
+		return nil, err
+	}
+	if err := o.out.checkResults(o.db, names); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -89,14 +110,15 @@ func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
 
 func runReport(ctx context.Context, o *reportOptions, e *env) error {
 	if o.list {
-		w, closeOut, err := o.out.open(e)
+		out, err := o.out.create(e)
 		if err != nil {
 			return err
 		}
+		defer out.Abort()
 		for _, d := range o.defs {
-			fmt.Fprintf(w, "%-12s %s\n", d.Name, d.Description)
+			fmt.Fprintf(out, "%-12s %s\n", d.Name, d.Description)
 		}
-		return closeOut()
+		return out.Commit()
 	}
 	return readAndRender(ctx, o.db, o.out, e, func(db *store.DB) ([]*report.Result, error) {
 		var results []*report.Result
@@ -118,11 +140,12 @@ func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
 	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
-		Name:      "query",
-		Usage:     "run ad-hoc SQL on a read-only connection",
-		ArgsUsage: "SQL (or - to read it from stdin)",
-		Flags:     flags,
-		Action:    action(e, newQueryOptions, runF),
+		Name:        "query",
+		Usage:       "run ad-hoc SQL on a read-only connection",
+		ArgsUsage:   "SQL (or - to read it from stdin)",
+		Description: readExitHelp + " A statement that is not a query is bad usage (2).",
+		Flags:       flags,
+		Action:      action(e, newQueryOptions, runF),
 	})
 }
 
@@ -135,10 +158,17 @@ type queryOptions struct {
 
 // newQueryOptions takes the SQL from the argument, or from stdin for "-".
 func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
+	if err := flagsAfterArgs(c, "query", "SQL"); err != nil {
+		return nil, err
+	}
 	if c.NArg() != 1 {
 		return nil, usagef("query: want exactly one SQL argument (quote it), or - for stdin")
 	}
-	o := &queryOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, sql: c.Args().First()}
+	o := &queryOptions{sql: c.Args().First()}
+	var err error
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
 	if o.sql == "-" {
 		b, err := io.ReadAll(e.stdin)
 		if err != nil {
@@ -149,8 +179,7 @@ func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
 	if strings.TrimSpace(o.sql) == "" {
 		return nil, usagef("query: empty SQL")
 	}
-	var err error
-	if o.out.format, err = parseFormat(c); err != nil {
+	if o.out, err = newOutputOptions(c, o.db); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -173,16 +202,16 @@ func runQuery(ctx context.Context, o *queryOptions, e *env) error {
 		return o.db.memoryHint(err)
 	}
 	defer rows.Close()
-	w, closeOut, err := o.out.open(e)
+	out, err := o.out.create(e)
 	if err != nil {
 		return err
 	}
-	n, err := rows.Render(w, report.RenderOptions{Format: o.out.format})
+	defer out.Abort()
+	n, err := rows.Render(out, report.RenderOptions{Format: o.out.format})
 	if err != nil {
-		closeOut()
 		return o.db.memoryHint(err)
 	}
-	if err := closeOut(); err != nil {
+	if err := out.Commit(); err != nil {
 		return err
 	}
 	if n.Shown < n.Rows {
@@ -197,18 +226,20 @@ func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {
 	}
 	flags := []cli.Flag{
 		dbFlag(),
-		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension, else csv)"},
-		&cli.StringFlag{Name: "output", Usage: "`PATH` to write (a directory with --partition-by; default: stdout)"},
+		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension; else parquet with --partition-by, csv without)"},
+		&cli.StringFlag{Name: "output", Usage: "`PATH` to write, replaced only once complete (a new or empty directory with --partition-by; default: stdout)"},
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
-		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
+		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ of Parquet files (Spark, Trino, BigQuery)"},
 	}
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "export",
 		Usage:     "export a table, a view or a query to csv, parquet or json",
 		ArgsUsage: "[TABLE] (default message_status)",
-		Flags:     flags,
-		Action:    action(e, newExportOptions, runF),
+		Description: "The format follows --output's extension: " + report.ExportExtensions + ";\n" +
+			"any other extension needs --format.\n\n" + readExitHelp,
+		Flags:  flags,
+		Action: action(e, newExportOptions, runF),
 	})
 }
 
@@ -219,10 +250,17 @@ type exportOptions struct {
 }
 
 func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
+	if err := flagsAfterArgs(c, "export", "TABLE"); err != nil {
+		return nil, err
+	}
 	if c.NArg() > 1 {
 		return nil, usagef("export: at most one TABLE")
 	}
-	o := &exportOptions{db: newDBOptions(c), export: report.ExportOptions{
+	db, err := newDBOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	o := &exportOptions{db: db, export: report.ExportOptions{
 		Table:       c.Args().First(),
 		Query:       c.String("query"),
 		Format:      c.String("format"),
@@ -232,6 +270,16 @@ func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
 	}}
 	if err := o.export.Validate(); err != nil {
 		return nil, &usageError{err}
+	}
+	if out := o.export.Output; out != "" && out != "-" {
+		g := outfile.Database(o.db.path)
+		check := g.Check
+		if o.export.PartitionBy != "" {
+			check = g.CheckDir
+		}
+		if err := check(out); err != nil {
+			return nil, outputUsage("--output", err)
+		}
 	}
 	return o, nil
 }
@@ -254,10 +302,23 @@ func runExport(ctx context.Context, o *exportOptions, e *env) error {
 	return nil
 }
 
-// outputOptions are --format and --output of report and query.
+// outputOptions are --format and --output of report and query, and report's --output-dir.
 type outputOptions struct {
 	format report.Format
 	path   string // "" or "-" = stdout
+	dir    string // one file per report; "" = path
+}
+
+func newOutputOptions(c *cli.Context, db dbOptions) (outputOptions, error) {
+	o := outputOptions{path: c.String("output"), dir: c.String("output-dir")}
+	var err error
+	if o.format, err = parseFormat(c); err != nil {
+		return o, err
+	}
+	if o.dir != "" && o.path != "" {
+		return o, usagef("give --output FILE or --output-dir DIR, not both")
+	}
+	return o, o.check(db)
 }
 
 func parseFormat(c *cli.Context) (report.Format, error) {
@@ -268,26 +329,137 @@ func parseFormat(c *cli.Context) (report.Format, error) {
 	return f, nil
 }
 
-// open returns where data goes: the --output file or stdout. closeOut reports a failed
-// write.
-func (o outputOptions) open(e *env) (w io.Writer, closeOut func() error, err error) {
+// check refuses an --output that is the database or a file beside it.
+func (o outputOptions) check(db dbOptions) error {
 	if o.path == "" || o.path == "-" {
-		return e.stdout, func() error { return nil }, nil
+		return nil
 	}
-	f, err := os.Create(o.path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("output: %w", err)
+	if err := outfile.Database(db.path).Check(o.path); err != nil {
+		return outputUsage("--output", err)
 	}
-	return f, func() error {
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("output %s: %w", o.path, err)
+	return nil
+}
+
+// outputUsage makes an output refused by package outfile bad usage, naming the flag.
+func outputUsage(flag string, err error) error {
+	var ce *outfile.ClashError
+	var ne *outfile.NotEmptyError
+	if errors.As(err, &ce) || errors.As(err, &ne) {
+		return usagef("%s: %v", flag, err)
+	}
+	return err
+}
+
+// checkResults checks the outputs of the reports named: csv holds one table, so several
+// reports need --output-dir; there, each report's file must be new or not the database's.
+func (o outputOptions) checkResults(db dbOptions, names []string) error {
+	if o.dir == "" {
+		if o.format == report.FormatCSV && len(names) > 1 {
+			return usagef("csv holds one table and %d reports were asked for (%s): give --output-dir DIR for one file per report, or name one report",
+				len(names), strings.Join(names, ", "))
 		}
 		return nil
-	}, nil
+	}
+	g := outfile.Database(db.path)
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			return usagef("--output-dir: report %s given twice", name)
+		}
+		seen[name] = true
+		if err := g.Check(o.dirFile(name)); err != nil {
+			return outputUsage("--output-dir", err)
+		}
+	}
+	return nil
+}
+
+// dirExt is the extension of a report's file in --output-dir, by format.
+var dirExt = map[report.Format]string{
+	report.FormatTable: ".txt", report.FormatCSV: ".csv", report.FormatJSON: ".json", report.FormatMarkdown: ".md",
+}
+
+// dirFile is the --output-dir file of the report named name.
+func (o outputOptions) dirFile(name string) string {
+	return filepath.Join(o.dir, name+dirExt[o.format])
+}
+
+// output is where data goes: the --output file or stdout. Commit makes a file whole;
+// Abort, deferred, throws away one that was not committed.
+type output struct {
+	io.Writer
+	file *outfile.File // nil for stdout
+}
+
+func (o *output) Commit() error {
+	if o.file == nil {
+		return nil
+	}
+	return o.file.Commit()
+}
+
+func (o *output) Abort() {
+	if o.file != nil {
+		o.file.Abort()
+	}
+}
+
+// create opens the output: a file written under a temporary name and renamed over
+// --output by Commit, so that a failed write leaves the old file as it was.
+func (o outputOptions) create(e *env) (*output, error) {
+	if o.path == "" || o.path == "-" {
+		return &output{Writer: e.stdout}, nil
+	}
+	f, err := outfile.Create(o.path)
+	if err != nil {
+		return nil, err
+	}
+	return &output{Writer: f, file: f}, nil
+}
+
+// writeResults renders results to --output or stdout, or with --output-dir each to its own
+// file. Every file is written whole before any replaces an older one.
+func (o outputOptions) writeResults(e *env, results []*report.Result) error {
+	if o.dir == "" {
+		out, err := o.create(e)
+		if err != nil {
+			return err
+		}
+		defer out.Abort()
+		if err := report.Render(out, o.format, results); err != nil {
+			return err
+		}
+		return out.Commit()
+	}
+	if err := os.MkdirAll(o.dir, 0o777); err != nil {
+		return fmt.Errorf("--output-dir: %w", err)
+	}
+	files := make([]*outfile.File, 0, len(results))
+	defer func() {
+		for _, f := range files {
+			f.Abort()
+		}
+	}()
+	for _, r := range results {
+		f, err := outfile.Create(o.dirFile(r.Name))
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		if err := report.Render(f, o.format, []*report.Result{r}); err != nil {
+			return fmt.Errorf("output %s: %w", o.dirFile(r.Name), err)
+		}
+	}
+	for _, f := range files {
+		if err := f.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readAndRender opens the database read-only, lets produce compute the results and
-// renders them to --output or stdout.
+// renders them to --output, --output-dir or stdout.
 func readAndRender(ctx context.Context, dbo dbOptions, out outputOptions, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
 	db, err := dbo.open(ctx, true)
 	if err != nil {
@@ -298,15 +470,7 @@ func readAndRender(ctx context.Context, dbo dbOptions, out outputOptions, e *env
 	if err != nil {
 		return err
 	}
-	w, closeOut, err := out.open(e)
-	if err != nil {
-		return err
-	}
-	if err := report.Render(w, out.format, results); err != nil {
-		closeOut()
-		return err
-	}
-	return closeOut()
+	return out.writeResults(e, results)
 }
 
 func parseTime(flag, s string) (time.Time, error) {
