@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,35 @@ func (e *AuthError) Error() string {
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// UnreachableError stops a run that cannot reach the API at all: its first attempts all
+// failed before any answer (the name did not resolve, the connection was refused, the TLS
+// handshake failed; see smsbat.IsUnreachable), so every further attempt would fail alike.
+type UnreachableError struct {
+	URL string // the API's base URL
+	Err error  // the last attempt's error, without the request's URL
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the API at %s: %v (check the API URL and the network)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachableAttempts is how many attempts of one message must fail to reach the API,
+// while no attempt of the run has reached it, before the run stops (at most Retries+1).
+// With the default backoff the third attempt comes about a second after the first: long
+// enough to ride out a blip as the run starts, short enough that a wrong URL or a closed
+// port ends the run within seconds instead of after every message's retries. Once any
+// attempt has reached the API the rule is off: a network that fails mid-run is retried.
+const unreachableAttempts = 3
+
+// fatal reports whether err stops the whole run.
+func fatal(err error) bool {
+	var ae *AuthError
+	var ue *UnreachableError
+	return errors.As(err, &ae) || errors.As(err, &ue)
+}
 
 // counters are updated by workers and read by progress reporting and the writer.
 type counters struct {
@@ -108,6 +138,8 @@ type fetcher struct {
 	lim   *rate.Limiter
 	gate  pauseGate
 	stats *counters
+	// reached is set once any attempt has reached the API (see unreachableAttempts).
+	reached atomic.Bool
 }
 
 func newLimiter(r float64, burst int) *rate.Limiter {
@@ -121,8 +153,8 @@ func newLimiter(r float64, burst int) *rate.Limiter {
 }
 
 // fetchAll runs the worker pool over ids until ids is closed or ctx ends, sending every
-// outcome to out. Only a fatal error (rejected credentials) is returned; it cancels reqCtx
-// via stop so requests in flight end at once.
+// outcome to out. Only a fatal error (rejected credentials, an unreachable API) is
+// returned; it cancels reqCtx via stop so requests in flight end at once.
 func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.cfg.Concurrency)
@@ -134,8 +166,7 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 		g.Go(func() error {
 			o, err := f.fetchOne(gctx, reqCtx, it)
 			if err != nil {
-				var ae *AuthError
-				if errors.As(err, &ae) {
+				if fatal(err) {
 					stop(err)
 					return err
 				}
@@ -153,7 +184,8 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 }
 
 // fetchOne asks about one message, retrying what may succeed later. It returns an error
-// only when the run must stop (an *AuthError) or ctx ended before an answer.
+// only when the run must stop (an *AuthError, an *UnreachableError) or ctx ended before an
+// answer.
 func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, error) {
 	id := it.id
 	bo := backoff.ExponentialBackOff{
@@ -179,11 +211,17 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		received := time.Now()
 		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
 		if err == nil {
+			f.reached.Store(true)
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
 			return o, nil
 		}
 		if reqCtx.Err() != nil {
 			return outcome{}, context.Cause(reqCtx)
+		}
+		if !smsbat.IsUnreachable(err) {
+			f.reached.Store(true)
+		} else if !f.reached.Load() && attempt >= min(unreachableAttempts, f.cfg.Retries+1) {
+			return outcome{}, &UnreachableError{URL: f.cfg.APIURL, Err: requestError(err)}
 		}
 		var apiErr *smsbat.APIError
 		isAPI := errors.As(err, &apiErr)
@@ -221,6 +259,16 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			return outcome{}, err
 		}
 	}
+}
+
+// requestError is err without the *url.Error around it, whose text repeats the request's
+// URL (and so one message's ID) before the cause.
+func requestError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // classify names a failed attempt for fetch_errors.kind, keeping the status and body.
