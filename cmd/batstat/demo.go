@@ -107,7 +107,7 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 		Concurrency: 16, Rate: 0, Retries: 3, Timeout: 5 * time.Second,
 		Logger: log,
 	}
-	cfg.Progress = newProgress(e.stderr, e.stderrTTY, log)
+	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.log.json, log)
 	// Two passes, as a cron job would make them: the first finds many messages still
 	// scheduled; the second asks only those that have no terminal status yet.
 	for pass := 1; pass <= 2; pass++ {

@@ -279,7 +279,12 @@ func createTemp(dir, base string, mk func(name string) (*os.File, error)) (*os.F
 			continue
 		}
 		if err != nil {
-			return nil, "", err
+			// The temporary name would only puzzle: say what failed in which folder.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, "", fmt.Errorf("cannot create a file in %s: %w", dir, err)
 		}
 		return f, name, nil
 	}
