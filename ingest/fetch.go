@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,39 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// UnreachableError stops a run that cannot reach the API at all: its first attempts all
+// failed before any answer (the name did not resolve, the connection was refused, the TLS
+// handshake failed; see smsbat.IsUnreachable), so every further attempt would fail alike.
+type UnreachableError struct {
+	URL string // the API's base URL
+	Err error  // the last attempt's error, without the request's URL
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the API at %s: %v (check the API URL and the network)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachableAttempts is how many attempts of one message must fail to reach the API,
+// while no attempt of the run has reached it, before the run stops (at most Retries+1).
+// With the default backoff the third attempt comes about a second after the first: long
+// enough to ride out a blip as the run starts, short enough that a wrong URL or a closed
+// port ends the run within seconds instead of after every message's retries. Once any
+// attempt has reached the API the rule is off: a network that fails mid-run is retried.
+const unreachableAttempts = 3
+
+// fatal reports whether err stops the whole run.
+func fatal(err error) bool {
+	var ae *AuthError
+	var ue *UnreachableError
+	return errors.As(err, &ae) || errors.As(err, &ue)
+}
+
 // counters are updated by workers and read by progress reporting and the writer.
 type counters struct {
 	requests    atomic.Int64 // HTTP attempts made
+	asked       atomic.Int64 // messages asked at least once
 	done        atomic.Int64 // messages finished (answered or failed), not necessarily stored
 	errored     atomic.Int64 // messages finished as failures
 	retries     atomic.Int64
@@ -134,6 +165,8 @@ type fetcher struct {
 	lim   *rate.Limiter
 	gate  pauseGate
 	stats *counters
+	// reached is set once any attempt has reached the API (see unreachableAttempts).
+	reached atomic.Bool
 }
 
 func newLimiter(r float64, burst int) *rate.Limiter {
@@ -147,8 +180,8 @@ func newLimiter(r float64, burst int) *rate.Limiter {
 }
 
 // fetchAll runs the worker pool over ids until ids is closed or ctx ends, sending every
-// outcome to out. Only a fatal error (rejected credentials) is returned; it cancels reqCtx
-// via stop so requests in flight end at once.
+// outcome to out. Only a fatal error (rejected credentials, an unreachable API) is
+// returned; it cancels reqCtx via stop so requests in flight end at once.
 func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.cfg.Concurrency)
@@ -160,8 +193,7 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 		g.Go(func() error {
 			o, err := f.fetchOne(gctx, reqCtx, it)
 			if err != nil {
-				var ae *AuthError
-				if errors.As(err, &ae) {
+				if fatal(err) {
 					stop(err)
 					return err
 				}
@@ -179,7 +211,8 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 }
 
 // fetchOne asks about one message, retrying what may succeed later. It returns an error
-// only when the run must stop (an *AuthError) or ctx ended before an answer.
+// only when the run must stop (an *AuthError, an *UnreachableError) or ctx ended before an
+// answer.
 func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, error) {
 	id := it.id
 	bo := backoff.ExponentialBackOff{
@@ -197,6 +230,8 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		}
 		if attempt > 1 {
 			f.stats.retries.Add(1)
+		} else {
+			f.stats.asked.Add(1)
 		}
 		f.stats.requests.Add(1)
 		res, err := f.cfg.Client.Status(reqCtx, id)
@@ -204,11 +239,17 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		f.stats.answeredWith(httpStatus(res, err))
 		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
 		if err == nil {
+			f.reached.Store(true)
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
 			return o, nil
 		}
 		if reqCtx.Err() != nil {
 			return outcome{}, context.Cause(reqCtx)
+		}
+		if !smsbat.IsUnreachable(err) {
+			f.reached.Store(true)
+		} else if !f.reached.Load() && attempt >= min(unreachableAttempts, f.cfg.Retries+1) {
+			return outcome{}, &UnreachableError{URL: f.cfg.APIURL, Err: requestError(err)}
 		}
 		var apiErr *smsbat.APIError
 		isAPI := errors.As(err, &apiErr)
@@ -261,6 +302,16 @@ func httpStatus(res *smsbat.Result, err error) int {
 		return decErr.StatusCode
 	}
 	return 0
+}
+
+// requestError is err without the *url.Error around it, whose text repeats the request's
+// URL (and so one message's ID) before the cause.
+func requestError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // classify names a failed attempt for fetch_errors.kind, keeping the status and body.

@@ -87,7 +87,7 @@ func TestPauseGateWaitsForEveryPause(t *testing.T) {
 
 // reply is how fakeAPI answers one request.
 type reply struct {
-	code       int           // 0 resets the connection; 299 sends a 200 whose body is not a status
+	code       int           // 0 resets the connection; -1 refuses it; 299 sends a 200 whose body is not a status
 	retryAfter string        // the Retry-After header, if any
 	latency    time.Duration // from the start of the request to its answer
 }
@@ -137,6 +137,8 @@ func (a *fakeAPI) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch rep.code {
 	case 0:
 		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	case -1:
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	case http.StatusOK:
 		body = `{"deliverystatus":"delivered"}`
 	case 299:
@@ -173,7 +175,8 @@ func poolConfig() Config {
 func runPool(t *testing.T, ctx context.Context, cfg Config, api *fakeAPI, ids []string) ([]outcome, *counters, error) {
 	t.Helper()
 	var err error
-	cfg.Client, err = smsbat.NewClient("http://smsbat.test", smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: "k"},
+	cfg.APIURL = "http://smsbat.test"
+	cfg.Client, err = smsbat.NewClient(cfg.APIURL, smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: "k"},
 		&http.Client{Transport: api})
 	if err != nil {
 		t.Fatal(err)
@@ -351,4 +354,77 @@ func TestPoolInterruptDoesNotWaitOutAPause(t *testing.T) {
 				len(outs), len(api.requests()), time.Since(t0))
 		}
 	})
+}
+
+// An API that no attempt reaches stops the run after unreachableAttempts attempts of a
+// message, about a second in with the default backoff; a network that fails once the API
+// has answered, or only for the first attempt or two, is retried as usual.
+func TestPoolStopsWhenTheAPIIsUnreachable(t *testing.T) {
+	tests := []struct {
+		name    string
+		answer  func(id string, n int) reply
+		retries int
+		fatal   bool
+	}{
+		{"never reached", func(string, int) reply { return reply{code: -1} }, 5, true},
+		{"never reached, no retries", func(string, int) reply { return reply{code: -1} }, 0, true},
+		{"reached at the third attempt", func(id string, n int) reply {
+			if n < unreachableAttempts {
+				return reply{code: -1}
+			}
+			return reply{code: http.StatusOK}
+		}, 5, false},
+		{"lost after the first answer", func(id string, n int) reply {
+			if id == "m00" {
+				return reply{code: http.StatusOK}
+			}
+			if n < 5 {
+				return reply{code: -1, latency: 50 * time.Millisecond}
+			}
+			return reply{code: http.StatusOK}
+		}, 5, false},
+		{"resets are not unreachable", func(id string, n int) reply {
+			if n < 4 {
+				return reply{code: 0}
+			}
+			return reply{code: http.StatusOK}
+		}, 5, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := poolConfig()
+				cfg.Retries = tt.retries
+				cfg.Concurrency = 1
+				cfg.BackoffInitial = 250 * time.Millisecond
+				api := &fakeAPI{answer: tt.answer}
+				ids := messageIDs(8)
+				outs, _, err := runPool(t, t.Context(), cfg, api, ids)
+				var ue *UnreachableError
+				if !tt.fatal {
+					if err != nil || len(outs) != len(ids) {
+						t.Fatalf("fetchAll = %v with %d outcomes, want no error and %d", err, len(outs), len(ids))
+					}
+					for _, o := range outs {
+						if o.failure != nil {
+							t.Errorf("%s failed: %v", o.id, o.failure.err)
+						}
+					}
+					return
+				}
+				if !errors.As(err, &ue) || ue.URL != "http://smsbat.test" || !strings.Contains(err.Error(), "connection refused") ||
+					strings.Contains(err.Error(), "/bat/message/") {
+					t.Fatalf("fetchAll = %v, want an *UnreachableError naming the API URL and the cause", err)
+				}
+				want := min(unreachableAttempts, tt.retries+1)
+				if n := len(api.requests()); n != want || len(outs) != 0 {
+					t.Errorf("%d requests, %d outcomes; want the run stopped after %d attempts and no message given up", n, len(outs), want)
+				}
+				// 250 ms and 500 ms of backoff, ±50%.
+				if d := time.Since(t0); d > 1125*time.Millisecond {
+					t.Errorf("the run stopped after %v, want about a second", d)
+				}
+			})
+		})
+	}
 }

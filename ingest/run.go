@@ -30,7 +30,11 @@ type Summary struct {
 	IDsRead     int64 // input rows with a usable ID, repeats included
 	Rejected    int64 // input rows in rejected_rows
 	NewMessages int64 // IDs first seen in this run
-	Requested   int64 // messages this run set out to ask about
+	// Requested is how many messages the run set out to ask about once its inputs were
+	// loaded (runs.requested); Asked how many it did ask, at least once: fewer when it
+	// was interrupted or stopped by a fatal error.
+	Requested   int64
+	Asked       int64
 	Answered    int64 // messages with an answer stored (not_found included)
 	NotFound    int64
 	Failed      int64 // messages still without an answer after their retries
@@ -45,16 +49,18 @@ type Summary struct {
 	Elapsed   time.Duration
 }
 
-// LogAttrs renders the summary for a structured log line.
+// LogAttrs renders the summary for a structured log line. to_ask is Requested, asked is
+// Asked; elapsed_s is in seconds, a number in text and JSON logs alike.
 func (s *Summary) LogAttrs() []any {
 	return []any{
 		slog.Int64("run_id", s.RunID), slog.String("outcome", s.Outcome),
 		slog.Int64("ids_read", s.IDsRead), slog.Int64("rejected", s.Rejected),
-		slog.Int64("new_messages", s.NewMessages), slog.Int64("requested", s.Requested),
+		slog.Int64("new_messages", s.NewMessages), slog.Int64("to_ask", s.Requested),
+		slog.Int64("asked", s.Asked),
 		slog.Int64("answered", s.Answered), slog.Int64("not_found", s.NotFound),
 		slog.Int64("failed", s.Failed), slog.Int64("retries", s.Retries),
 		slog.Int64("rate_limited", s.RateLimited), slog.Int64("requests", s.Requests),
-		slog.Duration("elapsed", s.Elapsed.Round(time.Millisecond)),
+		slog.Float64("elapsed_s", s.Elapsed.Round(time.Millisecond).Seconds()),
 	}
 }
 
@@ -176,7 +182,7 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 	stats.mu.Lock()
 	sum.Answered, sum.NotFound, sum.Failed = stats.answered, stats.notFound, stats.failed
 	stats.mu.Unlock()
-	sum.Retries, sum.RateLimited, sum.Requests = s.Retries, s.RateLimited, s.Requests
+	sum.Retries, sum.RateLimited, sum.Requests, sum.Asked = s.Retries, s.RateLimited, s.Requests, stats.asked.Load()
 	sum.Responses = stats.statuses()
 	return fetchErr, werr
 }

@@ -3,6 +3,8 @@
 -- One row per run (see the runs table), newest first, at most 100.
 --   duration_s   seconds from start to finish; NULL while running or when it crashed
 --   outcome      running | ok | partial | failed | interrupted | crashed
+--   requested    messages the run set out to ask once its inputs were loaded (per --refresh);
+--                a run that stopped early asked fewer: answered + failed got an outcome
 -- With campaigns given, only the runs that touched them: loaded one of their messages,
 -- checked one, failed to, or rejected one of their input rows.
 --

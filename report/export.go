@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/batstat/batstat/internal/outfile"
 )
 
 // DefaultExportTable is what Export writes when given neither a table nor a query.
@@ -24,11 +26,15 @@ type ExportOptions struct {
 	// Query is a single SELECT to export instead of Table.
 	Query string
 	// Format is csv (with a header row), json (newline-delimited: one object per line, as
-	// DuckDB writes it; not a JSON array) or parquet. "" = from Output's extension
-	// (.csv, .json/.jsonl/.ndjson, .parquet/.pq), else csv.
+	// DuckDB writes it; not a JSON array) or parquet. "" = from Output's extension (see
+	// ExportExtensions; an Output with another extension is refused, one without is
+	// csv), and parquet with PartitionBy. A Format that contradicts a known extension of
+	// Output (csv to x.parquet) is refused.
 	Format string
-	// Output is the file to write (replaced if it exists), or with PartitionBy the directory
-	// to create (it must not hold files yet). "" or "-" = Stdout.
+	// Output is the file to write, or with PartitionBy the directory to create (it must be
+	// new or empty). It is written under a temporary name beside it and renamed into place
+	// only once complete (package outfile): a failed export leaves an old file as it was.
+	// "" or "-" = Stdout.
 	Output string
 	// PartitionBy names a column of the result: Output becomes a directory of Hive-style
 	// folders COLUMN=value/ holding one or more files each.
@@ -44,12 +50,13 @@ type ExportOptions struct {
 // COPY TO writes a new file, not the database, so it works on a read-only database. For
 // stdout DuckDB writes to a temporary file that is then copied to Stdout: COPY to
 // /dev/stdout would work on Linux for csv and json, but it bypasses the caller's writer
-// (tests, --output handling) and does not exist on Windows.
+// (tests, --output handling) and does not exist on Windows. A file output is written to a
+// temporary file beside it and renamed over it once COPY has succeeded.
 func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, err error) {
 	if err := opts.Validate(); err != nil {
 		return 0, err
 	}
-	format, _ := exportFormat(opts.Format, opts.Output)
+	format, _ := exportFormat(opts.Format, opts.Output, opts.PartitionBy != "")
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", canceled(ctx, err))
@@ -93,43 +100,82 @@ func Export(ctx context.Context, db *sql.DB, opts ExportOptions) (rows int64, er
 		options = append(options, "PARTITION_BY ("+quoteIdent(col)+")")
 	}
 
+	// dest is the path COPY writes: a temporary file or folder beside the output, renamed
+	// into place by commit once COPY has succeeded. copyTo, when set, receives a file
+	// DuckDB wrote in the system's temporary folder: stdout, or an output that is not a
+	// regular file (a pipe, a device), which COPY must not open by name.
+	var dest string
+	var commit func() error
+	var copyTo io.Writer
 	toStdout := opts.Output == "" || opts.Output == "-"
-	path := opts.Output
-	if toStdout {
-		f, err := os.CreateTemp("", "batstat-export-*."+format)
+	switch {
+	case opts.PartitionBy != "":
+		d, err := outfile.CreateDir(opts.Output)
 		if err != nil {
 			return 0, fmt.Errorf("export: %w", err)
 		}
-		path = f.Name()
-		f.Close()
-		defer os.Remove(path)
+		defer d.Abort()
+		dest, commit = d.Name(), d.Commit
+	case toStdout:
+		copyTo, commit = opts.Stdout, func() error { return nil }
+	default:
+		f, err := outfile.Create(opts.Output)
+		if err != nil {
+			return 0, fmt.Errorf("export: %w", err)
+		}
+		defer f.Abort()
+		commit = f.Commit
+		if name, ok := f.TempName(); ok {
+			dest = name
+		} else {
+			copyTo = f
+		}
+	}
+	if copyTo != nil {
+		// The output's name keeps DuckDB's compression by name (.csv.gz).
+		name := "out." + format
+		if !toStdout {
+			name = filepath.Base(opts.Output)
+		}
+		tmp, err := os.CreateTemp("", "batstat-export-*-"+name)
+		if err != nil {
+			return 0, fmt.Errorf("export: %w", err)
+		}
+		dest = tmp.Name()
+		tmp.Close()
+		defer os.Remove(dest)
+	}
+	if opts.PartitionBy == "" {
+		// dest is a new file of batstat's: DuckDB's own temporary file and rename, for a
+		// file that exists, would only write everything twice.
+		options = append(options, "USE_TMP_FILE false")
 	}
 
-	stmt := "COPY " + source + " TO " + quoteString(path) + " (" + strings.Join(options, ", ") + ")"
+	stmt := "COPY " + source + " TO " + quoteString(dest) + " (" + strings.Join(options, ", ") + ")"
 	res, err := conn.ExecContext(ctx, stmt)
 	if err != nil {
-		if opts.PartitionBy != "" && strings.Contains(err.Error(), "not empty") {
-			return 0, fmt.Errorf("export: directory %s already holds files; remove it or choose another --output: %w", path, err)
-		}
-		dest := opts.Output
+		to := opts.Output
 		if toStdout {
-			dest = "stdout"
+			to = "stdout"
 		}
-		return 0, fmt.Errorf("export to %s: %w", dest, canceled(ctx, err))
+		return 0, fmt.Errorf("export to %s: %w", to, canceled(ctx, err))
 	}
 	rows, err = res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("export: count rows: %w", err)
 	}
-	if toStdout {
-		f, err := os.Open(path)
+	if copyTo != nil {
+		f, err := os.Open(dest)
 		if err != nil {
 			return 0, fmt.Errorf("export: %w", err)
 		}
 		defer f.Close()
-		if _, err := io.Copy(opts.Stdout, f); err != nil {
+		if _, err := io.Copy(copyTo, f); err != nil {
 			return 0, fmt.Errorf("export: write output: %w", err)
 		}
+	}
+	if err := commit(); err != nil {
+		return 0, fmt.Errorf("export: %w", err)
 	}
 	return rows, nil
 }
@@ -141,7 +187,7 @@ func (opts ExportOptions) Validate() error {
 	if opts.Table != "" && opts.Query != "" {
 		return errors.New("export: give a table or a query, not both")
 	}
-	if _, err := exportFormat(opts.Format, opts.Output); err != nil {
+	if _, err := exportFormat(opts.Format, opts.Output, opts.PartitionBy != ""); err != nil {
 		return err
 	}
 	if opts.Output == "" || opts.Output == "-" {
@@ -155,21 +201,70 @@ func (opts ExportOptions) Validate() error {
 	return nil
 }
 
-// exportFormat picks the COPY format from the option or the output's extension.
-func exportFormat(format, output string) (string, error) {
+// ExportExtensions names the extensions Export reads a format from, for messages and help.
+const ExportExtensions = ".csv, .json, .jsonl, .ndjson, .parquet, .pq (.gz or .zst after .csv or .json: compressed)"
+
+// exportExtensions maps a known extension to its format; compressed says DuckDB
+// compresses it when the name ends in .gz or .zst.
+var exportExtensions = map[string]struct {
+	format     string
+	compressed bool
+}{
+	".csv": {"csv", true}, ".json": {"json", true}, ".jsonl": {"json", true}, ".ndjson": {"json", true},
+	".parquet": {"parquet", false}, ".pq": {"parquet", false},
+}
+
+// extFormat returns the format a file name's extension says, "" for a name without an
+// extension, and ok false for an extension Export does not know.
+func extFormat(name string) (format string, ok bool) {
+	base := strings.ToLower(filepath.Base(name))
+	ext := filepath.Ext(base)
+	compressed := ext == ".gz" || ext == ".zst"
+	if compressed {
+		ext = filepath.Ext(strings.TrimSuffix(base, ext))
+	}
+	if ext == "" && !compressed {
+		return "", true
+	}
+	e, known := exportExtensions[ext]
+	if !known || compressed && !e.compressed {
+		return "", false
+	}
+	return e.format, true
+}
+
+// exportFormat picks the COPY format from the option or the output's extension: a file
+// named for one format never gets another silently.
+func exportFormat(format, output string, partitioned bool) (string, error) {
 	switch format {
-	case "csv", "json", "parquet":
-		return format, nil
-	case "":
-		switch strings.ToLower(filepath.Ext(output)) {
-		case ".parquet", ".pq":
+	case "", "csv", "json", "parquet":
+	default:
+		return "", fmt.Errorf("export: unknown format %q (valid: csv, json, parquet)", format)
+	}
+	toFile := output != "" && output != "-"
+	if partitioned || !toFile {
+		// A partitioned export's output is a folder, whose name says nothing of its files.
+		switch {
+		case format != "":
+			return format, nil
+		case partitioned:
 			return "parquet", nil
-		case ".json", ".jsonl", ".ndjson":
-			return "json", nil
 		}
 		return "csv", nil
 	}
-	return "", fmt.Errorf("export: unknown format %q (valid: csv, json, parquet)", format)
+	named, ok := extFormat(output)
+	switch {
+	case !ok && format == "":
+		return "", fmt.Errorf("export: cannot tell the format of %s from its extension: give --format csv, json or parquet, or name it with one of %s",
+			output, ExportExtensions)
+	case format == "" && named == "":
+		return "csv", nil
+	case format == "":
+		return named, nil
+	case named != "" && named != format:
+		return "", fmt.Errorf("export: --format %s, but %s is named as a %s file", format, output, named)
+	}
+	return format, nil
 }
 
 // resolveTable finds a table or view by name (case-insensitive, as DuckDB resolves

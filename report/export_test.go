@@ -219,6 +219,8 @@ func TestExportRefuses(t *testing.T) {
 		{"table and query", report.ExportOptions{Table: "runs", Query: "SELECT 1", Output: filepath.Join(dir, "e.csv")}, "not both"},
 		{"unknown column", report.ExportOptions{PartitionBy: "nope", Output: filepath.Join(dir, "f")}, `no column "nope"`},
 		{"format", report.ExportOptions{Format: "xlsx", Output: filepath.Join(dir, "g.xlsx")}, "unknown format"},
+		{"extension", report.ExportOptions{Output: filepath.Join(dir, "g.xlsx")}, "cannot tell the format of"},
+		{"format against extension", report.ExportOptions{Format: "csv", Output: filepath.Join(dir, "g.parquet")}, "named as a parquet file"},
 		{"partition to stdout", report.ExportOptions{PartitionBy: "campaign", Output: "-", Stdout: &bytes.Buffer{}}, "give --output"},
 	}
 	for _, tt := range tests {
@@ -242,7 +244,8 @@ func TestExportFormatFromExtension(t *testing.T) {
 	for _, tt := range []struct{ file, magic string }{
 		{"a.parquet", "PAR1"},
 		{"a.ndjson", `{"run_id":`},
-		{"a.txt", "run_id,started_at"},
+		{"a", "run_id,started_at"},
+		{"a.csv.gz", "\x1f\x8b"},
 	} {
 		out := filepath.Join(dir, tt.file)
 		if _, err := report.Export(ctx, ro.DB, report.ExportOptions{Table: "runs", Output: out}); err != nil {

@@ -52,8 +52,7 @@ func ParseFormat(s string) (Format, error) {
 //   - markdown: the same, as pipe tables, each under a "## name" heading.
 //   - csv: a header row then one row per result row: NULL empty, DECIMAL exact with its
 //     scale (0.050000), DOUBLE in full precision, times in RFC 3339 (UTC). No TOTAL row.
-//     With several results each is preceded by a line "# name", and results are separated
-//     by a blank line.
+//     A csv file holds one table: several results are refused (render each on its own).
 //   - json: one result prints a JSON array of row objects, keys in column order; numbers
 //     are JSON numbers (DECIMAL exact, never through float64), NULL is null, times are
 //     RFC 3339 strings, JSON columns are nested JSON (duckdb-go decodes them into Go maps,
@@ -103,16 +102,10 @@ func Render(w io.Writer, format Format, results []*Result) error {
 		_, err := io.WriteString(w, end)
 		return err
 	case FormatCSV:
-		for i, r := range results {
-			if len(results) > 1 {
-				sep := ""
-				if i > 0 {
-					sep = "\n"
-				}
-				if _, err := fmt.Fprintf(w, "%s# %s\n", sep, r.Name); err != nil {
-					return err
-				}
-			}
+		if len(results) > 1 {
+			return fmt.Errorf("csv holds one table, not %d: render each result on its own", len(results))
+		}
+		for _, r := range results {
 			if _, err := writeCSV(w, r.Columns, r.Types, newSliceRows(r.Rows)); err != nil {
 				return err
 			}

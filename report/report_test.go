@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,6 +279,13 @@ func TestGolden(t *testing.T) {
 			t.Run(d.Name+"."+string(format), func(t *testing.T) {
 				check(t, d.Name+"."+string(format), []*report.Result{results[d.Name]}, format)
 			})
+		}
+		if format == report.FormatCSV {
+			// A csv file holds one table: several results are refused.
+			if err := report.Render(io.Discard, format, defaults); err == nil {
+				t.Errorf("Render(csv) of %d results = nil, want an error", len(defaults))
+			}
+			continue
 		}
 		// The default set, to pin the layout of several reports in one output.
 		t.Run("defaults."+string(format), func(t *testing.T) {

@@ -10,6 +10,8 @@ package smsbat
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -56,21 +58,48 @@ func (a Auth) String() string {
 	return string(a.Mode)
 }
 
-// Validate checks that the credentials needed by Mode are present.
+// Validate checks that the credentials needed by Mode are present and can be sent. A
+// credential with a control character (a byte below 0x20 but tab, or 0x7f) cannot: net/http
+// refuses such a header value before the request leaves, every request would fail alike,
+// and in the Basic modes, whose credentials travel base64-encoded, it could only be a key
+// file with a stray escape sequence or line. The error names the byte and its position,
+// never the credential.
 func (a Auth) Validate() error {
+	type secret struct{ name, value string }
+	var used []secret
 	switch a.Mode {
 	case AuthHeader, AuthKeyPassword:
 		if a.APIKey == "" {
 			return fmt.Errorf("auth %s needs an API key", a.Mode)
 		}
+		used = []secret{{"API key", a.APIKey}}
 	case AuthBasic:
 		if a.Username == "" || a.Password == "" {
 			return errors.New("auth basic needs a username and a password")
 		}
+		used = []secret{{"username", a.Username}, {"password", a.Password}}
 	default:
 		return fmt.Errorf("unknown auth mode %q (want header, basic or key-password)", a.Mode)
 	}
+	for _, s := range used {
+		if i := invalidHeaderByte(s.value); i >= 0 {
+			return fmt.Errorf("the %s holds a control character (byte 0x%02x at position %d of %d), which cannot be sent in an HTTP header; "+
+				"a key file must hold the key alone on its first line", s.name, s.value[i], i+1, len(s.value))
+		}
+	}
 	return nil
+}
+
+// invalidHeaderByte returns the index of the first byte that an HTTP header value may not
+// hold (the rule of golang.org/x/net/http/httpguts.ValidHeaderFieldValue, which net/http
+// applies: control characters but tab), or -1.
+func invalidHeaderByte(v string) int {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return i
+		}
+	}
+	return -1
 }
 
 func (a Auth) apply(req *http.Request) {
@@ -298,6 +327,31 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// IsUnreachable reports whether err, from Status, is a request that never reached the API:
+// the name did not resolve, the connection was refused or timed out, a proxy could not
+// connect, or the TLS handshake failed (http.ErrSchemeMismatch included: an https URL to a
+// plain-HTTP server). An error after the connection was made (a reset,
+// a timeout awaiting the answer, an answer of any status) is not: the API is there.
+func IsUnreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var recErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &opErr) && (opErr.Op == "dial" || opErr.Op == "proxyconnect"),
+		errors.Is(err, http.ErrSchemeMismatch):
+		return true
+	case errors.As(err, &dnsErr), errors.As(err, &recErr), errors.As(err, &certErr), errors.As(err, &alert),
+		errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &invalid):
+		return true
+	}
+	return false
 }
 
 func snippet(b []byte) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -588,4 +589,80 @@ func TestAgainstModel(t *testing.T) {
 	}
 	close(idc)
 	wg.Wait()
+}
+
+// A credential net/http cannot put in a header is refused by Validate, before any request;
+// Validate applies net/http's rule, byte for byte.
+func TestValidateRefusesUnsendableCredentials(t *testing.T) {
+	dialed := errors.New("dialed")
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, dialed }}
+	for b := 0; b < 256; b++ {
+		key := "key-" + string([]byte{byte(b)}) + "-42"
+		req, _ := http.NewRequest(http.MethodGet, "http://smsbat.test/bat/message/1", nil)
+		req.Header.Set("X-Authorization-Key", key)
+		_, err := tr.RoundTrip(req)
+		sendable := errors.Is(err, dialed)
+		verr := smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: key}.Validate()
+		if (verr == nil) != sendable {
+			t.Errorf("byte 0x%02x: Validate = %v, but net/http says %v", b, verr, err)
+		}
+		if verr != nil && (!strings.Contains(verr.Error(), fmt.Sprintf("byte 0x%02x at position 5", b)) || strings.Contains(verr.Error(), "-42")) {
+			t.Errorf("byte 0x%02x: Validate = %q, want the byte and its position, not the key", b, verr)
+		}
+	}
+	for _, a := range []smsbat.Auth{
+		{Mode: smsbat.AuthKeyPassword, APIKey: "k\ney"},
+		{Mode: smsbat.AuthBasic, Username: "ann\r", Password: "pw"},
+		{Mode: smsbat.AuthBasic, Username: "ann", Password: "p\x00w"},
+	} {
+		if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("Validate(%v) = %v, want a control character refused", a, err)
+		}
+		if _, err := smsbat.NewClient("http://smsbat.test", a, nil); err == nil {
+			t.Errorf("NewClient with %v = nil error", a)
+		}
+	}
+	if err := (smsbat.Auth{Mode: smsbat.AuthBasic, Username: "anna maria", Password: "pässwort\t"}).Validate(); err != nil {
+		t.Errorf("Validate of spaces, a tab and UTF-8 = %v, want nil: net/http sends them", err)
+	}
+}
+
+// IsUnreachable tells an API that was never reached from one that was and failed.
+func TestIsUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := "http://" + ln.Addr().String()
+	ln.Close()
+	plain := smsbattest.NewServer(t, smsbattest.Options{})
+	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, _ := w.(http.Hijacker).Hijack()
+		c.Close()
+	}))
+	t.Cleanup(hangUp.Close)
+	status := func(base string) error {
+		c, err := smsbat.NewClient(base, smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: smsbattest.DefaultAPIKey}, smsbat.NewHTTPClient(5*time.Second, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Status(context.Background(), "m-1")
+		return err
+	}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", status(closedPort), true},
+		{"TLS to a plain server", status(strings.Replace(plain.URL, "http:", "https:", 1)), true},
+		{"name not found", &url.Error{Op: "Get", URL: "https://x.invalid", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}}}, true},
+		{"hung up after connecting", status(hangUp.URL), false},
+		{"an answer", status(plain.URL + "/nowhere"), false},
+		{"nil", nil, false},
+	} {
+		if got := smsbat.IsUnreachable(tt.err); got != tt.want {
+			t.Errorf("IsUnreachable(%s: %v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
 }

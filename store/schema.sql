@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS runs (
     refresh       VARCHAR,
     ids_read      BIGINT NOT NULL DEFAULT 0,  -- rows that yielded an ID
     rejected      BIGINT NOT NULL DEFAULT 0,  -- rows sent to rejected_rows
-    requested     BIGINT NOT NULL DEFAULT 0,  -- messages asked about in this run
+    requested     BIGINT NOT NULL DEFAULT 0,  -- messages the run set out to ask (per --refresh), asked or not
     answered      BIGINT NOT NULL DEFAULT 0,  -- got a status (not_found included)
     not_found     BIGINT NOT NULL DEFAULT 0,
     failed        BIGINT NOT NULL DEFAULT 0,  -- still without an answer after retries

@@ -26,7 +26,8 @@ type Options struct {
 	// to bring a file of an older schema up to date first (see Open). The file must exist.
 	ReadOnly bool
 	// Threads and MemoryLimit cap DuckDB's resources (0 / "" keep DuckDB's defaults: all
-	// cores and 80% of RAM), for cron jobs on shared hosts.
+	// cores and 80% of RAM), for cron jobs on shared hosts. MemoryLimit is a size with a
+	// unit (see CheckMemoryLimit).
 	Threads     int
 	MemoryLimit string
 }
@@ -113,8 +114,36 @@ func (e *OutdatedError) Error() string {
 
 func (e *OutdatedError) Unwrap() error { return e.Err }
 
+// memoryLimitRE is the memory_limit syntax batstat passes on to DuckDB: a positive size
+// with a unit, decimal (KB = 1000 bytes) or binary (KiB = 1024), in any case, as DuckDB
+// reads it. DuckDB also takes other spellings, but a typo must not reach it: it reports
+// every value it cannot read as an invalid option of the database, naming no flag.
+var memoryLimitRE = regexp.MustCompile(`(?i)^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+// CheckMemoryLimit reports whether s is a memory limit Open accepts: "" (DuckDB's default)
+// or a size with a unit such as 96MB, 2GB, 1.5 GiB.
+func CheckMemoryLimit(s string) error {
+	if s == "" {
+		return nil
+	}
+	m := memoryLimitRE.FindStringSubmatch(s)
+	if m == nil {
+		return fmt.Errorf("want a size with a unit, such as 512MB, 2GB or 1.5GiB (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+	}
+	if strings.Trim(m[1], "0.") == "" {
+		return fmt.Errorf("must be more than 0")
+	}
+	return nil
+}
+
 // open opens the file and, unless read-only, migrates its schema.
 func open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if err := CheckMemoryLimit(opts.MemoryLimit); err != nil {
+		return nil, fmt.Errorf("open database %s: memory limit %q: %w", path, opts.MemoryLimit, err)
+	}
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("open database %s: threads %d: must not be negative", path, opts.Threads)
+	}
 	dsn := path
 	var params []string
 	if opts.ReadOnly {
@@ -264,4 +293,19 @@ func IsOutOfMemory(err error) bool {
 	}
 	return err != nil && (strings.Contains(err.Error(), "Out of Memory Error") ||
 		strings.Contains(err.Error(), "could not allocate block"))
+}
+
+// DuckDBVersion returns the version of the DuckDB library batstat links (v1.5.6), asked of
+// an in-memory database: a file written by it opens in DuckDB clients of that version.
+func DuckDBVersion(ctx context.Context) (string, error) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return "", fmt.Errorf("duckdb: %w", err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRowContext(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", fmt.Errorf("duckdb version: %w", err)
+	}
+	return v, nil
 }

@@ -154,3 +154,29 @@ func checkUpToDate(t *testing.T, db *store.DB) {
 		t.Errorf("schema_version = %q, %v; want %d", v, err, store.SchemaVersion)
 	}
 }
+
+// A memory limit Open accepts is one DuckDB takes; anything else is refused before DuckDB
+// sees it.
+func TestMemoryLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.duckdb")
+	for _, ok := range []string{"96MB", "1 GB", "1.5GiB", "500mib", "2tb", "64000KB", "100000000B"} {
+		if err := store.CheckMemoryLimit(ok); err != nil {
+			t.Errorf("CheckMemoryLimit(%q) = %v, want nil", ok, err)
+			continue
+		}
+		db, err := store.Open(context.Background(), path, store.Options{MemoryLimit: ok})
+		if err != nil {
+			t.Errorf("Open with memory limit %q: %v", ok, err)
+			continue
+		}
+		db.Close()
+	}
+	for _, bad := range []string{"lots", "1000000", "0GB", "0.0 MB", "-1GB", "1G", "80%", "1e3MB", "GB"} {
+		if err := store.CheckMemoryLimit(bad); err == nil {
+			t.Errorf("CheckMemoryLimit(%q) = nil, want an error", bad)
+		}
+		if _, err := store.Open(context.Background(), path, store.Options{MemoryLimit: bad}); err == nil || strings.Contains(err.Error(), "driver") {
+			t.Errorf("Open with memory limit %q = %v, want batstat's error, not DuckDB's", bad, err)
+		}
+	}
+}

@@ -47,7 +47,15 @@ func usagef(format string, args ...any) error {
 // signalError is the cancellation cause of an interrupted run.
 type signalError struct{ sig syscall.Signal }
 
-func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
+func (e *signalError) Error() string {
+	switch e.sig {
+	case syscall.SIGINT:
+		return "interrupted (SIGINT)"
+	case syscall.SIGTERM:
+		return "interrupted (SIGTERM)"
+	}
+	return "interrupted (" + e.sig.String() + ")"
+}
 
 // partialError is a fetch run that finished with some messages still unanswered.
 type partialError struct{ failed int64 }
@@ -88,6 +96,9 @@ type env struct {
 	stderrTTY      bool
 	// metrics is set by a command given --metrics-file; run writes it with the exit status.
 	metrics *runMetrics
+	// jsonLog says the command was asked for JSON logs: run writes its final error line
+	// as JSON too, so that every line on stderr is.
+	jsonLog bool
 }
 
 // run is the whole program: it parses args, runs a command and turns its error into an
@@ -101,15 +112,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(e, commands(e)...)
 	err := app.RunContext(ctx, args)
 	code := exitCode(err)
-	if err != nil {
+	fail := func(err error, code int) {
+		if e.jsonLog {
+			logOptions{json: true}.logger(stderr).Error("batstat: "+err.Error(), "exit_status", code)
+			return
+		}
 		fmt.Fprintf(stderr, "batstat: %v\n", err)
+	}
+	if err != nil {
+		fail(err, code)
 	}
 	if e.metrics != nil {
 		if err := e.metrics.write(code, time.Since(start), time.Now()); err != nil {
-			fmt.Fprintf(stderr, "batstat: %v\n", err)
 			if code == exitOK {
 				code = exitFatal
 			}
+			fail(err, code)
 		}
 	}
 	return code
@@ -120,6 +138,7 @@ func exitCode(err error) int {
 	var se *signalError
 	var pe *partialError
 	var be *belowRateError
+	var ce cli.ExitCoder
 	switch {
 	case err == nil:
 		return exitOK
@@ -133,6 +152,9 @@ func exitCode(err error) int {
 		return exitPartial
 	case errors.As(err, &be):
 		return exitBelowRate
+	case errors.As(err, &ce):
+		// Only urfave/cli's own help command returns one: `batstat help nosuch`.
+		return exitUsage
 	}
 	return exitFatal
 }
@@ -159,6 +181,8 @@ type runFunc[O any] func(ctx context.Context, opts O, e *env) error
 // action is a command's Action: parse the options, then hand them to runF.
 func action[O any](e *env, parse func(*cli.Context, *env) (O, error), runF runFunc[O]) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		// Before anything can fail: even a usage error is logged as JSON when asked.
+		e.jsonLog = c.String("log-format") == "json"
 		opts, err := parse(c, e)
 		if err != nil {
 			return err
@@ -171,20 +195,27 @@ func newApp(e *env, cmds ...*cli.Command) *cli.App {
 	return &cli.App{
 		Name:  "batstat",
 		Usage: "SMSBAT campaign delivery analytics: fetch statuses into DuckDB, report, export",
-		Description: "Exit status: 0 ok; 1 fatal error (credentials rejected, database or input unreadable);\n" +
-			"2 bad usage; 3 fetch finished but some messages still failed; 6 report --fail-under: a\n" +
-			"delivery rate below the gate; 130/143 interrupted.",
-		Writer:          e.stdout,
-		ErrWriter:       e.stderr,
-		Reader:          e.stdin,
-		HideHelpCommand: true,
-		Suggest:         true,
+		Description: "Exit status: 0 ok; 1 fatal error (credentials rejected, API unreachable, database or\n" +
+			"input unreadable, an output that cannot be written); 2 bad usage; 3 fetch finished but some\n" +
+			"messages still failed; 6 report --fail-under: a delivery rate below the gate; 75 the\n" +
+			"database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM. Each\n" +
+			"command's --help lists its own.",
+		Writer:    e.stdout,
+		ErrWriter: e.stderr,
+		Reader:    e.stdin,
+		Suggest:   true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Usage: "print the versions of batstat and DuckDB"},
+		},
 		// Errors become exit statuses in run, not inside urfave/cli (which would os.Exit).
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &usageError{err}
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				return printVersion(c.Context, e.stdout)
+			}
 			if c.NArg() > 0 {
 				return usagef("unknown command %q (see batstat --help)", c.Args().First())
 			}
@@ -249,8 +280,15 @@ type dbOptions struct {
 	memoryLimit string
 }
 
-func newDBOptions(c *cli.Context) dbOptions {
-	return dbOptions{path: c.String("db"), threads: c.Int("threads"), memoryLimit: c.String("memory-limit")}
+func newDBOptions(c *cli.Context) (dbOptions, error) {
+	o := dbOptions{path: c.String("db"), threads: c.Int("threads"), memoryLimit: strings.TrimSpace(c.String("memory-limit"))}
+	if o.threads < 0 {
+		return o, usagef("--threads %d: must be 0 (one per core) or more", o.threads)
+	}
+	if err := store.CheckMemoryLimit(o.memoryLimit); err != nil {
+		return o, usagef("--memory-limit %q: %v", c.String("memory-limit"), err)
+	}
+	return o, nil
 }
 
 // open opens the database; a read-only open requires the file to exist.
@@ -284,12 +322,36 @@ func (o dbOptions) memoryHint(err error) error {
 // DuckDB's own (80% of RAM): reports want memory for their joins, while a fetch appends and
 // is bounded by its load chunks, so it is held to a small limit on a shared host.
 func resourceFlags(memoryLimit string) []cli.Flag {
-	usage := "DuckDB memory limit, e.g. 2GB (default 80% of RAM)"
-	if memoryLimit != "" {
-		usage = "DuckDB memory limit, e.g. 2GB"
+	limit := &cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory limit: a `SIZE` such as 512MB, 2GB or 1.5GiB", Value: memoryLimit}
+	if memoryLimit == "" {
+		limit.DefaultText = "80% of RAM"
 	}
 	return []cli.Flag{
 		&cli.IntFlag{Name: "threads", Usage: "DuckDB worker threads (0 = one per core)"},
-		&cli.StringFlag{Name: "memory-limit", Usage: usage, Value: memoryLimit},
+		limit,
 	}
+}
+
+// flagsAfterArgs refuses an argument that looks like a flag after the first argument:
+// urfave/cli stops reading flags at the first argument that is not one, so in
+// `report delivery --format csv` "--format" and "csv" would be taken as report names.
+// The first argument is left alone: it follows "--" or is "-", or a flag parser error
+// would have stopped the command already.
+func flagsAfterArgs(c *cli.Context, cmd, what string) error {
+	args := c.Args().Slice()
+	for _, a := range args[min(1, len(args)):] {
+		if len(a) > 1 && a[0] == '-' {
+			first := args[0]
+			if r := []rune(first); len(r) > 40 {
+				first = string(r[:40]) + "…"
+			}
+			hint := ""
+			if what == "FILE" {
+				hint = " (a file whose name starts with - can be given as ./NAME)"
+			}
+			return usagef("%s: %q comes after the %s %q: flags go before the arguments (batstat reads flags "+
+				"only up to the first argument that is not one); move it before %q%s", cmd, a, what, first, first, hint)
+		}
+	}
+	return nil
 }

@@ -30,11 +30,13 @@ func demoCommand(e *env, runF runFunc[*demoOptions]) *cli.Command {
 		Name:  "demo",
 		Usage: "run the whole job on the sample campaigns against an in-process fake API and print the reports",
 		Description: "Nothing to configure and no network: the fake SMSBAT API runs inside the process.\n" +
-			"The database is recreated on every run; demo refuses to overwrite a file it did not create.",
+			"The database is recreated on every run; demo refuses to overwrite a file it did not create.\n\n" +
+			"Exit status: 0 ok; 1 fatal error (--db exists and was not made by demo); 2 bad usage;\n" +
+			"75 the database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM.",
 		Flags: append([]cli.Flag{
 			// Not BATSTAT_DB: a demo must never write sample data into a production file.
 			&cli.StringFlag{Name: "db", Usage: "DuckDB database `PATH` to (re)create", Value: "batstat-demo.duckdb"},
-			&cli.StringFlag{Name: "format", Usage: "report format: table, csv, json or markdown", Value: "table"},
+			&cli.StringFlag{Name: "format", Usage: "report format: table, json or markdown", Value: "table"},
 		}, logFlags()...),
 		Action: action(e, newDemoOptions, runF),
 	})
@@ -52,6 +54,10 @@ func newDemoOptions(c *cli.Context, _ *env) (*demoOptions, error) {
 	var err error
 	if o.format, err = parseFormat(c); err != nil {
 		return nil, err
+	}
+	if o.format == report.FormatCSV {
+		return nil, usagef("demo prints %d reports and csv holds one table: use --format table, json or markdown "+
+			"(batstat report --format csv --output-dir DIR writes one file per report)", len(report.DefaultNames()))
 	}
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
@@ -101,7 +107,7 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 		Concurrency: 16, Rate: 0, Retries: 3, Timeout: 5 * time.Second,
 		Logger: log,
 	}
-	cfg.Progress = newProgress(e.stderr, e.stderrTTY, log)
+	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.log.json, log)
 	// Two passes, as a cron job would make them: the first finds many messages still
 	// scheduled; the second asks only those that have no terminal status yet.
 	for pass := 1; pass <= 2; pass++ {
@@ -133,6 +139,10 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 	if err := report.Render(e.stdout, o.format, results); err != nil {
 		return err
 	}
+	if o.log.json {
+		log.Info("demo database written", "db", path, "try", "batstat report --db "+path+" channels stuck runs")
+		return nil
+	}
 	fmt.Fprintf(e.stderr, "\ndemo database: %s — try: batstat report --db %s channels stuck runs\n", path, path)
 	return nil
 }
@@ -144,6 +154,11 @@ func removeDemoDB(ctx context.Context, path string) error {
 		return nil
 	}
 	db, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if store.IsLocked(err) {
+		// Another process has it open: that is all there is to say (and it decides the
+		// exit status), not that it is no demo database.
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("demo: %s exists and is not a demo database (%v); pass another --db", path, err)
 	}

@@ -33,7 +33,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.BoolFlag{Name: "allow-insecure-http", Usage: "allow a plain http:// API URL to a non-loopback host (sends credentials in clear)"},
 		&cli.IntFlag{Name: "concurrency", Usage: "requests in flight at once", Value: 10},
 		&cli.Float64Flag{Name: "rate", Usage: "requests per second, retries included (0 = unlimited)", Value: 10},
-		&cli.IntFlag{Name: "burst", Usage: "token bucket size (default: same as --rate)"},
+		&cli.IntFlag{Name: "burst", Usage: "token bucket size", DefaultText: "same as --rate"},
 		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
 		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
 		&cli.StringFlag{Name: "campaign", Usage: "campaign `NAME` of every row (default: a campaign column, else the file name)"},
@@ -52,7 +52,10 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
 		ArgsUsage: "FILE... (CSV, .csv.gz, a glob, or - for stdin)",
 		Description: "Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
-			"retries; 1 fatal error; 2 bad usage; 130/143 interrupted (after flushing what was fetched).",
+			"retries (the next run asks again); 1 fatal error (credentials rejected, API unreachable,\n" +
+			"database or input unreadable); 2 bad usage (including a credential that cannot be sent);\n" +
+			"75 the database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM (after\n" +
+			"storing what was fetched).",
 		Flags:  flags,
 		Action: action(e, newFetchOptions, runF),
 	})
@@ -80,7 +83,13 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if c.NArg() == 0 {
 		return nil, usagef("fetch: no input FILE given (use - for stdin)")
 	}
-	o := &fetchOptions{db: newDBOptions(c), noProgress: c.Bool("no-progress")}
+	if err := flagsAfterArgs(c, "fetch", "FILE"); err != nil {
+		return nil, err
+	}
+	o := &fetchOptions{noProgress: c.Bool("no-progress")}
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
 	}
@@ -155,7 +164,8 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	log := o.log.logger(e.stderr)
 	cfg := o.config
 	cfg.Stdin, cfg.Logger = e.stdin, log
-	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.noProgress, log)
+	// A bar is not a log line: JSON logs get progress lines, as without a terminal.
+	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.noProgress && !o.log.json, log)
 	job, err := ingest.NewJob(cfg)
 	if err != nil {
 		return err

@@ -305,15 +305,19 @@ func TestFetchMetricsFile(t *testing.T) {
 		t.Errorf(`batstat_api_requests_total{code="401"} = %v, want the rejected requests counted`, n)
 	}
 
-	// Unreachable API: attempts without an answer count as code="error".
+	// Unreachable API: the run stops (exit 1); attempts without an answer count as
+	// code="error": the 10 first attempts and at least one retry, at most 2 each.
 	few := writeIDs(t, dir, "few.csv", 10)
 	r = runCLI(t, dir, "", "fetch", "--metrics-file", prom, "--retries", "1", "--api-url", "http://127.0.0.1:1", "--api-key", "k", few)
-	if r.code != exitPartial {
-		t.Fatalf("fetch from an unreachable API = exit %d, want 3; stderr:\n%s", r.code, r.stderr)
+	if r.code != exitFatal {
+		t.Fatalf("fetch from an unreachable API = exit %d, want 1; stderr:\n%s", r.code, r.stderr)
 	}
 	mfs = readMetrics(t, prom)
-	if got := byLabels(mfs, "batstat_api_requests_total"); got["code=error"] != 20 || len(got) != 1 {
-		t.Errorf("batstat_api_requests_total = %v, want only code=error, 20 (10 messages, 2 attempts each)", got)
+	if v, _ := gauge(mfs, "batstat_run_exit_code"); v != exitFatal {
+		t.Errorf("batstat_run_exit_code = %v after an unreachable API, want 1", v)
+	}
+	if got := byLabels(mfs, "batstat_api_requests_total"); got["code=error"] < 11 || got["code=error"] > 20 || len(got) != 1 {
+		t.Errorf("batstat_api_requests_total = %v, want only code=error, 11 to 20 (10 messages, 2 attempts each at most)", got)
 	}
 	if got := byLabels(mfs, "batstat_messages"); got["campaign=few,status=unchecked"] != 10 || len(got) != len(deliveryStatuses) {
 		t.Errorf("batstat_messages = %v, want only the campaign of the input, few, with 10 unchecked", got)

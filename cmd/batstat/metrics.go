@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/internal/outfile"
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/store"
 )
@@ -38,7 +39,8 @@ type runMetrics struct {
 }
 
 // newRunMetrics checks --metrics-file: nil when it is not given, a usage error when its
-// directory does not exist (the file is written there under a temporary name, then renamed).
+// directory does not exist (the file is written there under a temporary name, then renamed)
+// or when it is the database or a file beside it.
 func newRunMetrics(c *cli.Context) (*runMetrics, error) {
 	path := c.String("metrics-file")
 	if path == "" {
@@ -46,6 +48,11 @@ func newRunMetrics(c *cli.Context) (*runMetrics, error) {
 	}
 	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
 		return nil, usagef("--metrics-file %s: the directory %s does not exist", path, filepath.Dir(path))
+	}
+	// Checked here, before the command keeps it: run writes the metrics file even after
+	// bad usage, so a refused path must never be kept.
+	if err := outfile.Database(c.String("db")).Check(path); err != nil {
+		return nil, outputUsage("--metrics-file", err)
 	}
 	return &runMetrics{path: path}, nil
 }
@@ -151,8 +158,24 @@ func (m *runMetrics) write(code int, elapsed time.Duration, now time.Time) error
 			rate.WithLabelValues(campaign).Set(r)
 		}
 	}
-	if err := prometheus.WriteToTextfile(m.path, reg); err != nil {
-		return fmt.Errorf("metrics file %s: %w", m.path, err)
+	// As every output: whole or not at all (prometheus.WriteToTextfile renames too, but
+	// over a symbolic link and without the old file's mode).
+	families, err := reg.Gather()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	f, err := outfile.Create(m.path)
+	if err != nil {
+		return fmt.Errorf("metrics file: %w", err)
+	}
+	defer f.Abort()
+	for _, mf := range families {
+		if _, err := expfmt.MetricFamilyToText(f, mf); err != nil {
+			return fmt.Errorf("metrics file %s: %w", m.path, err)
+		}
+	}
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("metrics file: %w", err)
 	}
 	return nil
 }

@@ -98,6 +98,8 @@ func TestFetchOptionsRefuse(t *testing.T) {
 		{[]string{"fetch", "--api-key", "k", "--delimiter", "ab", "a.csv"}, 2, []string{"--delimiter"}},
 		{[]string{"fetch", "--api-key", "k", "--log-level", "loud", "a.csv"}, 2, []string{"--log-level"}},
 		{[]string{"fetch", "--api-key", "k", "--auth", "oauth", "a.csv"}, 2, []string{"oauth"}},
+		{[]string{"fetch", "--api-key", "k", "a.csv", "--rate", "0"}, 2, []string{`"--rate" comes after the FILE "a.csv"`, "./NAME"}},
+		{[]string{"fetch", "--api-key", "k", "--memory-limit", "96", "a.csv"}, 2, []string{"--memory-limit"}},
 		// Not usage: the input or the key file cannot be read.
 		{[]string{"fetch", "--api-key", "k", filepath.Join(dir, "none-*.csv")}, 1, []string{"no files match"}},
 		{[]string{"fetch", "--api-key-file", filepath.Join(dir, "key"), "a.csv"}, 1, []string{"api key file"}},
@@ -105,7 +107,7 @@ func TestFetchOptionsRefuse(t *testing.T) {
 }
 
 func TestReportOptions(t *testing.T) {
-	o, err := parse(t, reportCommand, "", "report", "--since", "2026-01-02", "--campaign", "a", "--campaign", "b", "--format", "csv")
+	o, err := parse(t, reportCommand, "", "report", "--since", "2026-01-02", "--campaign", "a", "--campaign", "b", "--format", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestReportOptions(t *testing.T) {
 		names = append(names, d.Name)
 	}
 	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
-	if diff := cmp.Diff(want, o.filter); diff != "" || o.out.format != report.FormatCSV || !cmp.Equal(names, report.DefaultNames()) {
+	if diff := cmp.Diff(want, o.filter); diff != "" || o.out.format != report.FormatJSON || !cmp.Equal(names, report.DefaultNames()) {
 		t.Errorf("report options: reports %v, format %q, filter (-want +got):\n%s", names, o.out.format, diff)
 	}
 	// --list uses none of the other flags.
@@ -126,7 +128,24 @@ func TestReportOptions(t *testing.T) {
 		{[]string{"report", "--format", "xml"}, 2, []string{"--format", "xml"}},
 		{[]string{"report", "--since", "yesterday"}, 2, []string{"--since", "yesterday"}},
 		{[]string{"report", "--queries-dir", filepath.Join(t.TempDir(), "none")}, 1, nil},
+		{[]string{"report", "--format", "csv"}, 2, []string{"--output-dir", "delivery, cost, fallback"}},
+		{[]string{"report", "--format", "csv", "--output", "x.csv", "delivery", "cost"}, 2, []string{"--output-dir"}},
+		{[]string{"report", "--output", "a", "--output-dir", "b"}, 2, []string{"not both"}},
+		{[]string{"report", "--output-dir", "b", "cost", "cost"}, 2, []string{"cost given twice"}},
+		{[]string{"report", "delivery", "--format", "csv"}, 2, []string{`"--format" comes after the report name "delivery"`, "flags go before"}},
+		{[]string{"report", "--threads", "-2"}, 2, []string{"--threads -2"}},
+		{[]string{"report", "--memory-limit", "lots"}, 2, []string{`--memory-limit "lots"`, "512MB"}},
+		{[]string{"report", "--memory-limit", "0GB"}, 2, []string{"more than 0"}},
 	})
+	for _, args := range [][]string{
+		{"report", "--format", "csv", "delivery"},
+		{"report", "--format", "csv", "--output-dir", "out"},
+		{"report", "--memory-limit", "1.5 GiB", "--threads", "2"},
+	} {
+		if _, err := parse(t, reportCommand, "", args...); err != nil {
+			t.Errorf("batstat %q = %v, want no error", args, err)
+		}
+	}
 }
 
 func TestQueryOptions(t *testing.T) {
@@ -138,6 +157,8 @@ func TestQueryOptions(t *testing.T) {
 		{[]string{"query"}, 2, []string{"exactly one SQL"}},
 		{[]string{"query", "-"}, 2, []string{"empty SQL"}},
 		{[]string{"query", "--format", "xml", "SELECT 1"}, 2, []string{"--format", "xml"}},
+		{[]string{"query", "SELECT 1", "--format", "csv"}, 2, []string{`"--format" comes after the SQL "SELECT 1"`}},
+		{[]string{"query", "--output-dir", "x", "SELECT 1"}, 2, []string{"output-dir"}},
 	})
 }
 
@@ -151,12 +172,20 @@ func TestExportOptions(t *testing.T) {
 		{[]string{"export", "--query", "SELECT 1", "runs"}, 2, []string{"not both"}},
 		{[]string{"export", "--format", "xml"}, 2, []string{"xml"}},
 		{[]string{"export", "--partition-by", "campaign"}, 2, []string{"--output"}},
+		{[]string{"export", "--output", "x.xlsx"}, 2, []string{"cannot tell the format of x.xlsx", ".parquet"}},
+		{[]string{"export", "runs", "--output", "x.csv"}, 2, []string{`"--output" comes after the TABLE "runs"`}},
+		{[]string{"export", "--threads", "-1"}, 2, []string{"--threads -1"}},
 	})
+	o, err = parse(t, exportCommand, "", "export", "--partition-by", "campaign", "--output", filepath.Join(t.TempDir(), "parts"))
+	if err != nil || o.export.Format != "" {
+		t.Fatalf("export --partition-by = %+v, %v", o, err)
+	}
 }
 
 func TestDemoAndMockServerOptions(t *testing.T) {
 	checkUsage(t, demoCommand, []usageCase{
 		{[]string{"demo", "--format", "xml"}, 2, []string{"--format", "xml"}},
+		{[]string{"demo", "--format", "csv"}, 2, []string{"csv holds one table"}},
 		{[]string{"demo", "--log-format", "xml"}, 2, []string{"--log-format", "xml"}},
 	})
 	o, err := parse(t, mockServerCommand, "", "mock-server", "--listen", ":0", "--fault-500", "0.5", "--seed", "7")

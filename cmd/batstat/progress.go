@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -75,10 +76,11 @@ func (p *logProgress) Start(total int64, counts func() ingest.Counts) {
 		}
 		s := counts()
 		perSec := float64(s.Done) / time.Since(start).Seconds()
+		// Numbers, durations in seconds: JSON logs get numbers, not strings or nanoseconds.
 		attrs := []any{"done", s.Done, "total", total, "failed", s.Errored, "retries", s.Retries,
-			"rate_limited", s.RateLimited, "per_second", fmt.Sprintf("%.1f", perSec)}
+			"rate_limited", s.RateLimited, "per_second", math.Round(perSec*10) / 10}
 		if perSec > 0 && total > s.Done {
-			attrs = append(attrs, "eta", (time.Duration(float64(total-s.Done)/perSec) * time.Second).Round(time.Second))
+			attrs = append(attrs, "eta_s", math.Round(float64(total-s.Done)/perSec))
 		}
 		p.log.Info("fetch progress", attrs...)
 	})

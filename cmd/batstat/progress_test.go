@@ -70,9 +70,9 @@ func TestLogProgress(t *testing.T) {
 		}
 		want := []map[string]any{
 			{"level": "INFO", "msg": "fetch progress", "done": 100.0, "total": 1000.0, "failed": 2.0, "retries": 30.0,
-				"rate_limited": 5.0, "per_second": "10.0", "eta": float64(90 * time.Second)},
+				"rate_limited": 5.0, "per_second": 10.0, "eta_s": 90.0},
 			{"level": "INFO", "msg": "fetch progress", "done": 1000.0, "total": 1000.0, "failed": 0.0, "retries": 0.0,
-				"rate_limited": 0.0, "per_second": "50.0"},
+				"rate_limited": 0.0, "per_second": 50.0},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("progress log lines (-want +got):\n%s", diff)

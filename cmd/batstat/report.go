@@ -6,25 +6,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/internal/outfile"
 	"github.com/batstat/batstat/report"
 )
 
 func outputFlags(formats string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Usage: formats, Value: "table"},
-		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout"},
+		&cli.StringFlag{Name: "output", Usage: "write to `FILE` instead of stdout (replaced only once complete)"},
 	}
 }
 
 // formatHTML is report's page format: a whole HTML file, not one of the row formats that
 // query shares.
 const formatHTML = "html"
+
+// readExitHelp is the exit statuses of the commands that read the database.
+const readExitHelp = "Exit status: 0 ok; 1 fatal error (database unreadable, a query failed, an output that\n" +
+	"cannot be written: an old output file is then left as it was); 2 bad usage (including an\n" +
+	"output that is the database, its .wal or its .snapshot); 75 the database was busy (try again\n" +
+	"later); 130/143 interrupted by SIGINT/SIGTERM."
 
 func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 	if runF == nil {
@@ -41,13 +49,16 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		metricsFlag(),
 	}
 	flags = append(flags, outputFlags("table, csv, json, markdown, or html (a page with charts; needs --output)")...)
+	flags = append(flags, &cli.StringFlag{Name: "output-dir", Usage: "write one file per report to `DIR` (NAME.csv, .json, .md or .txt), created if need be"})
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "report",
 		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
 		ArgsUsage: "[NAME...]",
-		Flags:     flags,
-		Action:    action(e, newReportOptions, runF),
+		Description: "csv holds one table: with several reports give --output-dir DIR, one file per report.\n\n" +
+			readExitHelp + " 6 --fail-under: a delivery rate below the gate.",
+		Flags:  flags,
+		Action: action(e, newReportOptions, runF),
 	})
 }
 
@@ -73,18 +84,25 @@ func newReportOptions(c *cli.Context, e *env) (*reportOptions, error) {
 	if e.metrics, err = newRunMetrics(c); err != nil {
 		return nil, err
 	}
-	o := &reportOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, list: c.Bool("list")}
+	o := &reportOptions{list: c.Bool("list")}
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
 	if o.defs, err = report.Defs(c.String("queries-dir")); err != nil {
 		return nil, err
 	}
 	if o.list {
-		return o, nil
+		o.out = outputOptions{path: c.String("output")}
+		return o, o.out.check(o.db)
 	}
 	o.filter.Campaigns = c.StringSlice("campaign")
 	if o.filter.Since, err = parseTime("since", c.String("since")); err != nil {
 		return nil, err
 	}
 	if o.filter.Until, err = parseTime("until", c.String("until")); err != nil {
+		return nil, err
+	}
+	if err := flagsAfterArgs(c, "report", "report name"); err != nil {
 		return nil, err
 	}
 	names := c.Args().Slice()
@@ -102,14 +120,18 @@ func newReportOptions(c *cli.Context, e *env) (*reportOptions, error) {
 		o.failUnder = &r
 	}
 	if c.String("format") == formatHTML {
+		o.out = outputOptions{path: c.String("output")}
 		// A page on a terminal is noise; stdout stays possible, asked for by name.
-		if o.out.path == "" {
-			return nil, usagef("--format html writes a page: give --output FILE (or --output - for stdout)")
+		if o.out.path == "" || c.String("output-dir") != "" {
+			return nil, usagef("--format html writes one page: give --output FILE (or --output - for stdout)")
 		}
 		o.html = true
-		return o, nil
+		return o, o.out.check(o.db)
 	}
-	if o.out.format, err = parseFormat(c); err != nil {
+	if o.out, err = newOutputOptions(c, o.db); err != nil {
+		return nil, err
+	}
+	if err := o.out.checkResults(o.db, names); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -117,14 +139,15 @@ func newReportOptions(c *cli.Context, e *env) (*reportOptions, error) {
 
 func runReport(ctx context.Context, o *reportOptions, e *env) error {
 	if o.list {
-		w, closeOut, err := o.out.open(e)
+		out, err := o.out.create(e)
 		if err != nil {
 			return err
 		}
+		defer out.Abort()
 		for _, d := range o.defs {
-			fmt.Fprintf(w, "%-12s %s\n", d.Name, d.Description)
+			fmt.Fprintf(out, "%-12s %s\n", d.Name, d.Description)
 		}
-		return closeOut()
+		return out.Commit()
 	}
 	db, err := o.db.open(ctx, true)
 	if err != nil {
@@ -159,20 +182,20 @@ func runReport(ctx context.Context, o *reportOptions, e *env) error {
 	}
 	// The output is opened once everything has been read, so that a failing report leaves
 	// no file behind.
-	w, closeOut, err := o.out.open(e)
-	if err != nil {
-		return err
-	}
 	if page != nil {
-		err = page.Render(w)
+		out, err := o.out.create(e)
+		if err != nil {
+			return err
+		}
+		defer out.Abort()
+		if err := page.Render(out); err != nil {
+			return err
+		}
+		err = out.Commit()
 	} else {
-		err = report.Render(w, o.out.format, results)
+		err = o.out.writeResults(e, results)
 	}
 	if err != nil {
-		closeOut()
-		return err
-	}
-	if err := closeOut(); err != nil {
 		return err
 	}
 	if o.failUnder == nil {
@@ -220,11 +243,12 @@ func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
 	flags := append([]cli.Flag{dbFlag()}, outputFlags("table, csv, json or markdown")...)
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
-		Name:      "query",
-		Usage:     "run ad-hoc SQL on a read-only connection",
-		ArgsUsage: "SQL (or - to read it from stdin)",
-		Flags:     flags,
-		Action:    action(e, newQueryOptions, runF),
+		Name:        "query",
+		Usage:       "run ad-hoc SQL on a read-only connection",
+		ArgsUsage:   "SQL (or - to read it from stdin)",
+		Description: readExitHelp + " A statement that is not a query is bad usage (2).",
+		Flags:       flags,
+		Action:      action(e, newQueryOptions, runF),
 	})
 }
 
@@ -237,10 +261,17 @@ type queryOptions struct {
 
 // newQueryOptions takes the SQL from the argument, or from stdin for "-".
 func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
+	if err := flagsAfterArgs(c, "query", "SQL"); err != nil {
+		return nil, err
+	}
 	if c.NArg() != 1 {
 		return nil, usagef("query: want exactly one SQL argument (quote it), or - for stdin")
 	}
-	o := &queryOptions{db: newDBOptions(c), out: outputOptions{path: c.String("output")}, sql: c.Args().First()}
+	o := &queryOptions{sql: c.Args().First()}
+	var err error
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
 	if o.sql == "-" {
 		b, err := io.ReadAll(e.stdin)
 		if err != nil {
@@ -251,8 +282,7 @@ func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
 	if strings.TrimSpace(o.sql) == "" {
 		return nil, usagef("query: empty SQL")
 	}
-	var err error
-	if o.out.format, err = parseFormat(c); err != nil {
+	if o.out, err = newOutputOptions(c, o.db); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -275,16 +305,16 @@ func runQuery(ctx context.Context, o *queryOptions, e *env) error {
 		return o.db.memoryHint(err)
 	}
 	defer rows.Close()
-	w, closeOut, err := o.out.open(e)
+	out, err := o.out.create(e)
 	if err != nil {
 		return err
 	}
-	n, err := rows.Render(w, report.RenderOptions{Format: o.out.format})
+	defer out.Abort()
+	n, err := rows.Render(out, report.RenderOptions{Format: o.out.format})
 	if err != nil {
-		closeOut()
 		return o.db.memoryHint(err)
 	}
-	if err := closeOut(); err != nil {
+	if err := out.Commit(); err != nil {
 		return err
 	}
 	if n.Shown < n.Rows {
@@ -299,18 +329,20 @@ func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {
 	}
 	flags := []cli.Flag{
 		dbFlag(),
-		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension, else csv)"},
-		&cli.StringFlag{Name: "output", Usage: "`PATH` to write (a directory with --partition-by; default: stdout)"},
+		&cli.StringFlag{Name: "format", Usage: "csv, parquet or json (newline-delimited) (default: from --output's extension; else parquet with --partition-by, csv without)"},
+		&cli.StringFlag{Name: "output", Usage: "`PATH` to write, replaced only once complete (a new or empty directory with --partition-by; default: stdout)"},
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
-		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
+		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ of Parquet files (Spark, Trino, BigQuery)"},
 	}
 	flags = append(flags, resourceFlags("")...)
 	return withUsageErrors(&cli.Command{
 		Name:      "export",
 		Usage:     "export a table, a view or a query to csv, parquet or json",
 		ArgsUsage: "[TABLE] (default message_status)",
-		Flags:     flags,
-		Action:    action(e, newExportOptions, runF),
+		Description: "The format follows --output's extension: " + report.ExportExtensions + ";\n" +
+			"any other extension needs --format.\n\n" + readExitHelp,
+		Flags:  flags,
+		Action: action(e, newExportOptions, runF),
 	})
 }
 
@@ -321,10 +353,17 @@ type exportOptions struct {
 }
 
 func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
+	if err := flagsAfterArgs(c, "export", "TABLE"); err != nil {
+		return nil, err
+	}
 	if c.NArg() > 1 {
 		return nil, usagef("export: at most one TABLE")
 	}
-	o := &exportOptions{db: newDBOptions(c), export: report.ExportOptions{
+	db, err := newDBOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	o := &exportOptions{db: db, export: report.ExportOptions{
 		Table:       c.Args().First(),
 		Query:       c.String("query"),
 		Format:      c.String("format"),
@@ -334,6 +373,16 @@ func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
 	}}
 	if err := o.export.Validate(); err != nil {
 		return nil, &usageError{err}
+	}
+	if out := o.export.Output; out != "" && out != "-" {
+		g := outfile.Database(o.db.path)
+		check := g.Check
+		if o.export.PartitionBy != "" {
+			check = g.CheckDir
+		}
+		if err := check(out); err != nil {
+			return nil, outputUsage("--output", err)
+		}
 	}
 	return o, nil
 }
@@ -356,10 +405,23 @@ func runExport(ctx context.Context, o *exportOptions, e *env) error {
 	return nil
 }
 
-// outputOptions are --format and --output of report and query.
+// outputOptions are --format and --output of report and query, and report's --output-dir.
 type outputOptions struct {
 	format report.Format
 	path   string // "" or "-" = stdout
+	dir    string // one file per report; "" = path
+}
+
+func newOutputOptions(c *cli.Context, db dbOptions) (outputOptions, error) {
+	o := outputOptions{path: c.String("output"), dir: c.String("output-dir")}
+	var err error
+	if o.format, err = parseFormat(c); err != nil {
+		return o, err
+	}
+	if o.dir != "" && o.path != "" {
+		return o, usagef("give --output FILE or --output-dir DIR, not both")
+	}
+	return o, o.check(db)
 }
 
 func parseFormat(c *cli.Context) (report.Format, error) {
@@ -370,22 +432,133 @@ func parseFormat(c *cli.Context) (report.Format, error) {
 	return f, nil
 }
 
-// open returns where data goes: the --output file or stdout. closeOut reports a failed
-// write.
-func (o outputOptions) open(e *env) (w io.Writer, closeOut func() error, err error) {
+// check refuses an --output that is the database or a file beside it.
+func (o outputOptions) check(db dbOptions) error {
 	if o.path == "" || o.path == "-" {
-		return e.stdout, func() error { return nil }, nil
+		return nil
 	}
-	f, err := os.Create(o.path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("output: %w", err)
+	if err := outfile.Database(db.path).Check(o.path); err != nil {
+		return outputUsage("--output", err)
 	}
-	return f, func() error {
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("output %s: %w", o.path, err)
+	return nil
+}
+
+// outputUsage makes an output refused by package outfile bad usage, naming the flag.
+func outputUsage(flag string, err error) error {
+	var ce *outfile.ClashError
+	var ne *outfile.NotEmptyError
+	if errors.As(err, &ce) || errors.As(err, &ne) {
+		return usagef("%s: %v", flag, err)
+	}
+	return err
+}
+
+// checkResults checks the outputs of the reports named: csv holds one table, so several
+// reports need --output-dir; there, each report's file must be new or not the database's.
+func (o outputOptions) checkResults(db dbOptions, names []string) error {
+	if o.dir == "" {
+		if o.format == report.FormatCSV && len(names) > 1 {
+			return usagef("csv holds one table and %d reports were asked for (%s): give --output-dir DIR for one file per report, or name one report",
+				len(names), strings.Join(names, ", "))
 		}
 		return nil
-	}, nil
+	}
+	g := outfile.Database(db.path)
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			return usagef("--output-dir: report %s given twice", name)
+		}
+		seen[name] = true
+		if err := g.Check(o.dirFile(name)); err != nil {
+			return outputUsage("--output-dir", err)
+		}
+	}
+	return nil
+}
+
+// dirExt is the extension of a report's file in --output-dir, by format.
+var dirExt = map[report.Format]string{
+	report.FormatTable: ".txt", report.FormatCSV: ".csv", report.FormatJSON: ".json", report.FormatMarkdown: ".md",
+}
+
+// dirFile is the --output-dir file of the report named name.
+func (o outputOptions) dirFile(name string) string {
+	return filepath.Join(o.dir, name+dirExt[o.format])
+}
+
+// output is where data goes: the --output file or stdout. Commit makes a file whole;
+// Abort, deferred, throws away one that was not committed.
+type output struct {
+	io.Writer
+	file *outfile.File // nil for stdout
+}
+
+func (o *output) Commit() error {
+	if o.file == nil {
+		return nil
+	}
+	return o.file.Commit()
+}
+
+func (o *output) Abort() {
+	if o.file != nil {
+		o.file.Abort()
+	}
+}
+
+// create opens the output: a file written under a temporary name and renamed over
+// --output by Commit, so that a failed write leaves the old file as it was.
+func (o outputOptions) create(e *env) (*output, error) {
+	if o.path == "" || o.path == "-" {
+		return &output{Writer: e.stdout}, nil
+	}
+	f, err := outfile.Create(o.path)
+	if err != nil {
+		return nil, err
+	}
+	return &output{Writer: f, file: f}, nil
+}
+
+// writeResults renders results to --output or stdout, or with --output-dir each to its own
+// file. Every file is written whole before any replaces an older one.
+func (o outputOptions) writeResults(e *env, results []*report.Result) error {
+	if o.dir == "" {
+		out, err := o.create(e)
+		if err != nil {
+			return err
+		}
+		defer out.Abort()
+		if err := report.Render(out, o.format, results); err != nil {
+			return err
+		}
+		return out.Commit()
+	}
+	if err := os.MkdirAll(o.dir, 0o777); err != nil {
+		return fmt.Errorf("--output-dir: %w", err)
+	}
+	files := make([]*outfile.File, 0, len(results))
+	defer func() {
+		for _, f := range files {
+			f.Abort()
+		}
+	}()
+	for _, r := range results {
+		f, err := outfile.Create(o.dirFile(r.Name))
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		if err := report.Render(f, o.format, []*report.Result{r}); err != nil {
+			return fmt.Errorf("output %s: %w", o.dirFile(r.Name), err)
+		}
+	}
+	for _, f := range files {
+		if err := f.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseTime(flag, s string) (time.Time, error) {
