@@ -107,6 +107,11 @@ type fetcher struct {
 	lim   *rate.Limiter
 	gate  pauseGate
 	stats *counters
+	// minGap, when set, is the least wait between two attempts of one message, whatever the
+	// backoff says. deadline, when set, is when a message's retries stop: an attempt that
+	// could only start after it is not made, and the message fails at once.
+	minGap   time.Duration
+	deadline time.Time
 }
 
 func newLimiter(r float64, burst int) *rate.Limiter {
@@ -213,6 +218,12 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			f.gate.pause(received, wait)
 		} else if isAPI && apiErr.RetryAfter > 0 {
 			wait = min(apiErr.RetryAfter, f.cfg.MaxRetryAfter)
+		}
+		wait = max(wait, f.minGap)
+		if !f.deadline.IsZero() && received.Add(wait).After(f.deadline) {
+			o.failure = fail
+			o.failure.err = fmt.Sprintf("no answer before the deadline (%d attempts): %s", attempt, fail.err)
+			return o, nil
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return outcome{}, err
