@@ -177,9 +177,10 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			f.stats.retries.Add(1)
 		}
 		f.stats.requests.Add(1)
+		sent := time.Now()
 		res, err := f.cfg.Client.Status(reqCtx, id)
 		received := time.Now()
-		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
+		o := outcome{id: id, replaces: it.answered, sent: sent, at: received.UTC(), attempts: attempt}
 		if err == nil {
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
 			return o, nil

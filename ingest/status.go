@@ -113,11 +113,11 @@ func (c *StatusConfig) Validate() error {
 	if c.Retries < 0 {
 		bad("Retries", strconv.Itoa(c.Retries), "must not be negative")
 	}
-	if c.Concurrency < 1 {
-		bad("Concurrency", strconv.Itoa(c.Concurrency), "must be at least 1")
+	if c.Concurrency < 0 {
+		bad("Concurrency", strconv.Itoa(c.Concurrency), "must not be negative")
 	}
 	if c.Rate < 0 {
-		bad("Rate", strconv.FormatFloat(c.Rate, 'g', -1, 64), "must be 0 (unlimited) or more")
+		bad("Rate", strconv.FormatFloat(c.Rate, 'g', -1, 64), "must not be negative")
 	}
 	return errors.Join(errs...)
 }
@@ -244,14 +244,37 @@ func (r *StatusRun) follow(ctx, reqCtx context.Context, f *fetcher, inFlight cha
 		}
 		m.Status, m.CheckedAt, m.Err = o.status, o.at, nil
 		m.Answers++
-		next := o.at.Add(interval)
-		if m.Terminal() || f.deadline.IsZero() || next.After(f.deadline) {
+		if m.Terminal() || f.deadline.IsZero() {
 			return nil
 		}
-		if sleep(ctx, time.Until(next)) != nil {
+		at, ok := r.nextAsk(o.sent, interval, f.deadline)
+		if !ok {
+			return nil
+		}
+		if sleep(ctx, time.Until(at)) != nil {
 			return nil
 		}
 	}
+}
+
+// nextAsk returns when to ask a message again whose last request was sent at sent, and
+// whether that is still within the wait. Asks are due on the wait's own clock, at
+// Started + k·interval, the first such instant at least interval after the last request;
+// a request may have left up to a tenth of an interval late (a timer, the token bucket)
+// without costing its slot. So a message is asked at 0, interval, 2·interval... and at
+// the deadline when it falls on one, however long each request takes, and never twice
+// within interval.
+func (r *StatusRun) nextAsk(sent time.Time, interval time.Duration, deadline time.Time) (time.Time, bool) {
+	earliest := sent.Add(interval)
+	k := (earliest.Sub(r.Started) - interval/10 + interval - 1) / interval
+	due := r.Started.Add(k * interval)
+	if due.After(deadline) {
+		return time.Time{}, false
+	}
+	if earliest.After(due) {
+		return earliest, true
+	}
+	return due, true
 }
 
 // RecordOptions say how Record stores a StatusRun.

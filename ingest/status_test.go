@@ -467,3 +467,30 @@ func TestStatusRecord(t *testing.T) {
 		t.Errorf("fetch_errors of %s = %s %d (%v), want client_error 400", failing, kind, code, err)
 	}
 }
+
+// Asks keep to the wait's clock however long a request takes: with 400 ms per request, a
+// stuck message is asked at 0, 1, 2... and at the deadline, 5 s.
+func TestStatusKeepsItsClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		opts := settleOptions()
+		opts.Latency = 400 * time.Millisecond
+		h := smsbattest.NewHandler(opts)
+		stuck := pick(t, h, kind{final: "stuck"})
+		run, err := ingest.Status(context.Background(), ingest.StatusConfig{
+			Client: smsbattest.NewInProcessClient(t, h, smsbat.AuthHeader),
+			IDs:    []string{stuck}, Wait: 5 * time.Second, Interval: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var times []time.Duration
+		for _, r := range h.Requests() {
+			times = append(times, r.Time.Sub(start))
+		}
+		want := []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second}
+		if !cmp.Equal(times, want) || run.Messages[0].Answers != 6 || run.Elapsed != 5*time.Second+400*time.Millisecond {
+			t.Errorf("requests at %v, %d answers, returned after %v; want %v, 6, 5.4s", times, run.Messages[0].Answers, run.Elapsed, want)
+		}
+	})
+}

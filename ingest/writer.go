@@ -15,8 +15,9 @@ import (
 // after its retries (failure set).
 type outcome struct {
 	id         string
-	replaces   bool // the message has an answer in status_latest already
-	at         time.Time
+	replaces   bool      // the message has an answer in status_latest already
+	sent       time.Time // when the last attempt's request left
+	at         time.Time // when its answer came, in UTC
 	attempts   int
 	httpStatus int
 	status     *smsbat.Status // nil for a failure; DeliveryStatus "not_found" for a 404

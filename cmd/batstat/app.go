@@ -80,6 +80,8 @@ func exitCode(err error) int {
 	var ue *usageError
 	var se *signalError
 	var pe *partialError
+	var und *undeliveredError
+	var pend *pendingError
 	switch {
 	case err == nil:
 		return exitOK
@@ -91,6 +93,10 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
+	case errors.As(err, &und):
+		return exitUndelivered
+	case errors.As(err, &pend):
+		return exitPending
 	}
 	return exitFatal
 }
@@ -103,6 +109,7 @@ func exitCode(err error) int {
 func commands(e *env) []*cli.Command {
 	return []*cli.Command{
 		fetchCommand(e, nil),
+		statusCommand(e, nil),
 		reportCommand(e, nil),
 		queryCommand(e, nil),
 		exportCommand(e, nil),
@@ -130,7 +137,9 @@ func newApp(e *env, cmds ...*cli.Command) *cli.App {
 		Name:  "batstat",
 		Usage: "SMSBAT campaign delivery analytics: fetch statuses into DuckDB, report, export",
 		Description: "Exit status: 0 ok; 1 fatal error (credentials rejected, database or input unreadable);\n" +
-			"2 bad usage; 3 fetch finished but some messages still failed; 130/143 interrupted.",
+			"2 bad usage; 3 fetch finished but some messages still failed; 4 status: a message ended\n" +
+			"undeliverable, permanenterror or not_found; 5 status: a message is not terminal yet;\n" +
+			"130/143 interrupted.",
 		Writer:          e.stdout,
 		ErrWriter:       e.stderr,
 		Reader:          e.stdin,
