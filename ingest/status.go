@@ -55,10 +55,11 @@ type StatusConfig struct {
 	Progress func(done, total int)
 }
 
-// Defaults of StatusConfig.
+// DefaultStatusConcurrency and DefaultStatusRate are StatusConfig's bounds on requests in
+// flight and per second when its fields are zero.
 const (
-	statusConcurrency = 4
-	statusRate        = 10
+	DefaultStatusConcurrency = 4
+	DefaultStatusRate        = 10
 )
 
 func (c *StatusConfig) setDefaults() {
@@ -66,10 +67,10 @@ func (c *StatusConfig) setDefaults() {
 		c.Interval = DefaultInterval
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = statusConcurrency
+		c.Concurrency = DefaultStatusConcurrency
 	}
 	if c.Rate == 0 {
-		c.Rate = statusRate
+		c.Rate = DefaultStatusRate
 	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 5 * time.Minute

@@ -92,7 +92,7 @@ func newStatusOptions(c *cli.Context, _ *env) (*statusOptions, error) {
 	if c.NArg() == 0 {
 		return nil, usagef("status: no message ID given")
 	}
-	api, err := newAPIOptions(c, 4)
+	api, err := newAPIOptions(c, ingest.DefaultStatusConcurrency)
 	if err != nil {
 		return nil, err
 	}
