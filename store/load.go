@@ -93,6 +93,7 @@ type Load struct {
 	files      []string
 	fileNo     int32 // of the last row staged
 	rejectedBy map[string]int64
+	chunkRows  int64 // rows staged since the last Settle
 }
 
 // LoadOptions say which run a load belongs to and what it asks.
@@ -137,14 +138,16 @@ const inputRowsTable = `CREATE OR REPLACE TEMP TABLE input_rows (
 	seq BIGINT, message_id VARCHAR, campaign VARCHAR, file VARCHAR, file_no INTEGER, line BIGINT,
 	recipient VARCHAR, sent_at VARCHAR, customer_message_id VARCHAR, messagelist_id VARCHAR)`
 
-// seenTable holds the first occurrence of every ID of the run's input so far: its row's
-// seq, and its file (by number) and line for the reason of the rows that repeat it.
-const seenTable = `CREATE OR REPLACE TEMP TABLE seen (message_id VARCHAR, seq BIGINT, file_no INTEGER, line BIGINT)`
+// seenTable holds the first occurrence of every ID of the run's input so far: its file (by
+// number) and line, for the reason of the rows that repeat it. It has a row per ID of the
+// input, so it holds no more than that.
+const seenTable = `CREATE OR REPLACE TEMP TABLE seen (message_id VARCHAR, file_no INTEGER, line BIGINT)`
 
 // Stage adds an accepted input row to the chunk.
 func (l *Load) Stage(m *Message) error {
 	l.seq++
 	l.counts.IDsRead++
+	l.chunkRows++
 	if len(l.files) == 0 || l.files[l.fileNo-1] != m.SourceFile {
 		l.fileNo = int32(l.fileNumber(m.SourceFile))
 	}
@@ -199,6 +202,7 @@ func (l *Load) Settle(ctx context.Context) error {
 		}
 	}
 	l.counts.NewMessages += added
+	l.chunkRows = 0
 	rows, err := freshTempTable(ctx, l.conn, l.rows, "input_rows", inputRowsTable)
 	if l.rows = rows; err != nil {
 		return fmt.Errorf("empty input table: %w", err)
@@ -218,18 +222,23 @@ func (l *Load) settle(ctx context.Context, duplicates, conflicts, added *int64) 
 		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1`); err != nil {
 		return err
 	}
-	if err := l.exec(ctx, nil, "note first occurrences", `
-		INSERT INTO seen SELECT message_id, seq, file_no, line FROM firsts`); err != nil {
+	var firsts int64
+	if err := l.exec(ctx, &firsts, "note first occurrences", `
+		INSERT INTO seen SELECT message_id, file_no, line FROM firsts`); err != nil {
 		return err
 	}
-	// Every other row of the chunk repeats an ID whose first occurrence is in seen.
-	if err := l.exec(ctx, duplicates, "reject repeated IDs", `
+	// Every other row of the chunk repeats an ID whose first occurrence is in seen; most
+	// chunks have none, and need not look.
+	if firsts < l.chunkRows {
+		if err := l.exec(ctx, duplicates, "reject repeated IDs", `
 		INSERT INTO rejected_rows (run_id, rejected_at, file, line, campaign, message_id, reason, raw)
 		SELECT $1, $2, r.file, r.line, r.campaign, r.message_id,
 		       'duplicate of ' || list_extract($3::VARCHAR[], s.file_no) || ':' || s.line, NULL
 		FROM input_rows r
-		JOIN seen s ON s.message_id = r.message_id AND s.seq <> r.seq`, l.runID, l.at, l.files); err != nil {
-		return err
+		JOIN seen s ON s.message_id = r.message_id
+		WHERE NOT EXISTS (SELECT 1 FROM firsts f WHERE f.seq = r.seq)`, l.runID, l.at, l.files); err != nil {
+			return err
+		}
 	}
 	// A first occurrence of an ID that messages holds under another campaign: an earlier
 	// run loaded it (this run adds only IDs of first occurrences, which come once).
