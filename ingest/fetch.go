@@ -167,6 +167,11 @@ type fetcher struct {
 	stats *counters
 	// reached is set once any attempt has reached the API (see unreachableAttempts).
 	reached atomic.Bool
+	// minGap, when set, is the least wait between two attempts of one message, whatever the
+	// backoff says. deadline, when set, is when a message's retries stop: an attempt that
+	// could only start after it is not made, and the message fails at once.
+	minGap   time.Duration
+	deadline time.Time
 }
 
 func newLimiter(r float64, burst int) *rate.Limiter {
@@ -234,10 +239,11 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			f.stats.asked.Add(1)
 		}
 		f.stats.requests.Add(1)
+		sent := time.Now()
 		res, err := f.cfg.Client.Status(reqCtx, id)
 		received := time.Now()
 		f.stats.answeredWith(httpStatus(res, err))
-		o := outcome{id: id, replaces: it.answered, at: received.UTC(), attempts: attempt}
+		o := outcome{id: id, replaces: it.answered, sent: sent, at: received.UTC(), attempts: attempt}
 		if err == nil {
 			f.reached.Store(true)
 			o.httpStatus, o.status, o.body = res.StatusCode, res.Status, res.Body
@@ -282,6 +288,12 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 			f.gate.pause(received, wait)
 		} else if isAPI && apiErr.RetryAfter > 0 {
 			wait = min(apiErr.RetryAfter, f.cfg.MaxRetryAfter)
+		}
+		wait = max(wait, f.minGap)
+		if !f.deadline.IsZero() && received.Add(wait).After(f.deadline) {
+			o.failure = fail
+			o.failure.err = fmt.Sprintf("no answer before the deadline (%d attempts): %s", attempt, fail.err)
+			return o, nil
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return outcome{}, err

@@ -110,7 +110,7 @@ func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Re
 			seq++
 			if rej != nil {
 				if err := l.Reject(&store.Rejection{File: rej.File, Line: rej.Line, Campaign: rej.Campaign,
-					MessageID: rej.ID, Reason: rej.Reason, Raw: rej.Raw}); err != nil {
+					MessageID: rej.ID, Reason: rej.Reason, Kind: rej.Kind, Raw: rej.Raw}); err != nil {
 					return l.Counts(), fmt.Errorf("%s line %d: store rejected row: %w", rej.File, rej.Line, err)
 				}
 				continue

@@ -1,16 +1,20 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/smsbat/smsbattest"
@@ -27,14 +31,15 @@ func writeFile(t *testing.T, dir, name, text string) string {
 }
 
 // The result of a load does not depend on how its rows fall into chunks: every chunk size,
-// down to one row, settles duplicates and conflicts as one whole load does.
-func TestLoadDeduplicatesAndRejectsCampaignConflicts(t *testing.T) {
-	for _, chunk := range []int{0, 1, 2, 3} {
-		t.Run(fmt.Sprintf("chunk-%d", chunk), func(t *testing.T) { testLoadDeduplicates(t, chunk) })
+// down to one row, settles repeated IDs and campaign conflicts as one whole load does, and
+// the summary counts the rejected rows by kind.
+func TestLoadRejectsDuplicatesAndCampaignConflicts(t *testing.T) {
+	for _, chunk := range []int{1, 2, 3, 0} {
+		t.Run(fmt.Sprintf("chunk-%d", chunk), func(t *testing.T) { testLoadDuplicates(t, chunk) })
 	}
 }
 
-func testLoadDeduplicates(t *testing.T, chunk int) {
+func testLoadDuplicates(t *testing.T, chunk int) {
 	f := newFixture(t, smsbattest.Options{}, 0)
 	dir := t.TempDir()
 	a := writeFile(t, dir, "a.csv", "message_id,campaign\n  id-1 ,spring\nid-2,spring\nid-1,spring\nid-3,spring\n,spring\n")
@@ -46,18 +51,44 @@ func testLoadDeduplicates(t *testing.T, chunk int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// id-1 twice in one campaign: loaded once. id-2 in another campaign: rejected. Empty ID: rejected.
-	if sum.NewMessages != 4 || sum.Rejected != 2 || sum.Requested != 4 {
-		t.Errorf("summary = %+v, want 4 new messages, 2 rejected, 4 requested", sum)
+	// id-1 three times and id-2 twice (once in another campaign): loaded once each, from
+	// their first rows. The empty ID: rejected by the reader.
+	type rej struct {
+		File     string
+		Line     int64
+		Campaign string
+		Reason   string
 	}
-	var reason, file string
-	var line int64
-	if err := f.db.QueryRow(`SELECT reason, file, line FROM rejected_rows WHERE message_id = 'id-2'`).Scan(&reason, &file, &line); err != nil {
-		t.Fatal(err)
+	rejectedRows := func(runID int64) []rej {
+		rows, err := f.db.Query(`SELECT file, line, campaign, reason FROM rejected_rows WHERE run_id = ? ORDER BY file, line`, runID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []rej
+		for rows.Next() {
+			var r rej
+			if err := rows.Scan(&r.File, &r.Line, &r.Campaign, &r.Reason); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, r)
+		}
+		return got
 	}
-	if !strings.Contains(reason, `"spring"`) || !strings.Contains(reason, `"summer"`) ||
-		!strings.Contains(reason, a+" line 3") || file != b || line != 2 {
-		t.Errorf("conflict row = %q at %s:%d, want both campaign names and the owner's line at %s:2", reason, file, line, b)
+	want := []rej{
+		{a, 4, "spring", "duplicate of " + a + ":2"},
+		{a, 6, "spring", "empty message ID"},
+		{b, 2, "summer", "duplicate of " + a + ":3"},
+		{b, 4, "spring", "duplicate of " + a + ":2"},
+	}
+	if diff := cmp.Diff(want, rejectedRows(sum.RunID)); diff != "" {
+		t.Errorf("rejected_rows (-want +got):\n%s", diff)
+	}
+	if sum.NewMessages != 4 || sum.Rejected != 4 || sum.Requested != 4 || sum.IDsRead != 7 {
+		t.Errorf("summary = %+v, want 7 IDs read, 4 new messages, 4 rejected, 4 requested", sum)
+	}
+	if diff := cmp.Diff(map[string]int64{"duplicate": 3, "empty_message_id": 1}, sum.RejectedBy); diff != "" {
+		t.Errorf("RejectedBy (-want +got):\n%s", diff)
 	}
 	if f.srv.Count() != 4 || f.srv.CountFor("id-1") != 1 {
 		t.Errorf("%d requests, %d for id-1; want 4, one per message", f.srv.Count(), f.srv.CountFor("id-1"))
@@ -65,24 +96,59 @@ func testLoadDeduplicates(t *testing.T, chunk int) {
 	if n := count(t, f.db, `SELECT count(*) - count(DISTINCT message_id) FROM messages`); n != 0 {
 		t.Errorf("messages holds %d duplicate IDs", n)
 	}
-	if n := count(t, f.db, `SELECT count(*) FROM rejected_rows WHERE file = ? AND line = 6`, a); n != 1 {
-		t.Errorf("the empty ID on line 6 was not rejected")
-	}
 	if n := count(t, f.db, `SELECT count(*) FROM messages WHERE message_id = 'id-1' AND campaign = 'spring' AND source_line = 2`); n != 1 {
 		t.Errorf("id-1 not loaded once, trimmed, from its first line")
 	}
-	// A later run that names id-4 under another campaign is rejected against the stored owner.
-	c := writeFile(t, dir, "c.csv", "message_id,campaign\nid-4,autumn\n")
+	if n := count(t, f.db, `SELECT count(*) FROM messages WHERE message_id = 'id-2' AND campaign = 'spring'`); n != 1 {
+		t.Errorf("id-2 not loaded under the campaign of its first row")
+	}
+	// A later run naming id-4 under another campaign is rejected against the stored
+	// campaign, and its repeat as a duplicate; id-3 under its own campaign is asked again.
+	c := writeFile(t, dir, "c.csv", "message_id,campaign\nid-4,autumn\nid-3,spring\nid-4,summer\n")
 	cfg.Inputs = []string{c}
+	cfg.Refresh = ingest.RefreshAll
 	sum, err = ingest.Fetch(context.Background(), f.db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Rejected != 1 || sum.Requested != 0 {
-		t.Errorf("summary = %+v, want 1 rejected, nothing requested", sum)
+	want = []rej{
+		{c, 2, "autumn", "already in campaign summer"},
+		{c, 4, "summer", "duplicate of " + c + ":2"},
+	}
+	if diff := cmp.Diff(want, rejectedRows(sum.RunID)); diff != "" {
+		t.Errorf("second run's rejected_rows (-want +got):\n%s", diff)
+	}
+	if sum.Rejected != 2 || sum.Requested != 1 || sum.NewMessages != 0 {
+		t.Errorf("summary = %+v, want 2 rejected, 1 requested, no new message", sum)
+	}
+	if diff := cmp.Diff(map[string]int64{"duplicate": 1, "already_in_campaign": 1}, sum.RejectedBy); diff != "" {
+		t.Errorf("second run's RejectedBy (-want +got):\n%s", diff)
 	}
 	if n := count(t, f.db, `SELECT count(*) FROM messages WHERE message_id = 'id-4' AND campaign = 'summer'`); n != 1 {
 		t.Errorf("id-4 changed campaign")
+	}
+}
+
+// The summary line counts rejected rows by kind, the most frequent first, readable as text
+// and as an object in JSON, and says nothing of kinds when nothing was rejected.
+func TestSummaryLogsRejectedByKind(t *testing.T) {
+	sum := &ingest.Summary{Rejected: 4, RejectedBy: map[string]int64{"empty_message_id": 1, "duplicate": 2, "already_in_campaign": 1}}
+	var text, js bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("fetch finished", sum.LogAttrs()...)
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("fetch finished", sum.LogAttrs()...)
+	wantText := "rejected=4 rejected_by.duplicate=2 rejected_by.already_in_campaign=1 rejected_by.empty_message_id=1 new_messages=0"
+	if !strings.Contains(text.String(), wantText) {
+		t.Errorf("text summary = %s, want %q in it", text.String(), wantText)
+	}
+	wantJSON := `"rejected":4,"rejected_by":{"duplicate":2,"already_in_campaign":1,"empty_message_id":1},"new_messages":0`
+	if !strings.Contains(js.String(), wantJSON) {
+		t.Errorf("JSON summary = %s, want %s in it", js.String(), wantJSON)
+	}
+
+	text.Reset()
+	slog.New(slog.NewTextHandler(&text, nil)).Info("fetch finished", (&ingest.Summary{}).LogAttrs()...)
+	if strings.Contains(text.String(), "rejected_by") {
+		t.Errorf("summary without rejected rows = %s, want no rejected_by", text.String())
 	}
 }
 

@@ -1,11 +1,14 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,10 +28,13 @@ const (
 
 // Summary is what a run did; the same figures are in its runs row.
 type Summary struct {
-	RunID       int64
-	Outcome     string
-	IDsRead     int64 // input rows with a usable ID, repeats included
-	Rejected    int64 // input rows in rejected_rows
+	RunID    int64
+	Outcome  string
+	IDsRead  int64 // input rows with a usable ID, repeats included
+	Rejected int64 // input rows in rejected_rows
+	// RejectedBy counts Rejected by kind: store.KindDuplicate, store.KindAlreadyInCampaign
+	// and the idlist.Kind* of rows that could not be read.
+	RejectedBy  map[string]int64
 	NewMessages int64 // IDs first seen in this run
 	// Requested is how many messages the run set out to ask about once its inputs were
 	// loaded (runs.requested); Asked how many it did ask, at least once: fewer when it
@@ -54,7 +60,7 @@ type Summary struct {
 func (s *Summary) LogAttrs() []any {
 	return []any{
 		slog.Int64("run_id", s.RunID), slog.String("outcome", s.Outcome),
-		slog.Int64("ids_read", s.IDsRead), slog.Int64("rejected", s.Rejected),
+		slog.Int64("ids_read", s.IDsRead), slog.Int64("rejected", s.Rejected), rejectedBy(s.RejectedBy),
 		slog.Int64("new_messages", s.NewMessages), slog.Int64("to_ask", s.Requested),
 		slog.Int64("asked", s.Asked),
 		slog.Int64("answered", s.Answered), slog.Int64("not_found", s.NotFound),
@@ -62,6 +68,21 @@ func (s *Summary) LogAttrs() []any {
 		slog.Int64("rate_limited", s.RateLimited), slog.Int64("requests", s.Requests),
 		slog.Float64("elapsed_s", s.Elapsed.Round(time.Millisecond).Seconds()),
 	}
+}
+
+// rejectedBy is the attribute that counts rejected rows by kind, the most frequent first:
+// rejected_by.duplicate=2 rejected_by.empty_message_id=1 in text, an object in JSON. It is
+// left out when nothing was rejected.
+func rejectedBy(counts map[string]int64) slog.Attr {
+	kinds := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(kinds, func(a, b string) int {
+		return cmp.Or(cmp.Compare(counts[b], counts[a]), strings.Compare(a, b))
+	})
+	attrs := make([]any, 0, len(kinds))
+	for _, k := range kinds {
+		attrs = append(attrs, slog.Int64(k, counts[k]))
+	}
+	return slog.Group("rejected_by", attrs...)
 }
 
 // Run runs the job on db: load the inputs, ask the API, store the answers, record the run.
@@ -109,6 +130,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg, &campaigns)
 	sum.Campaigns = campaigns.sorted()
 	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessages, ls.ToAsk
+	sum.RejectedBy = ls.RejectedBy
 	if err != nil {
 		if ctx.Err() != nil {
 			return finish(OutcomeInterrupted, context.Cause(ctx))
@@ -116,7 +138,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return finish(OutcomeFailed, err)
 	}
 	log.Info("inputs loaded", "run_id", sum.RunID, "files", len(cfg.Inputs), "ids_read", ls.IDsRead,
-		"rejected", ls.Rejected, "new_messages", ls.NewMessages, "to_ask", ls.ToAsk, "refresh", string(cfg.Refresh))
+		"rejected", ls.Rejected, rejectedBy(ls.RejectedBy), "new_messages", ls.NewMessages, "to_ask", ls.ToAsk, "refresh", string(cfg.Refresh))
 
 	fetchErr, writeErr := fetchAndStore(ctx, db, loadConn, sum, &cfg)
 	switch {

@@ -15,8 +15,9 @@ import (
 // after its retries (failure set).
 type outcome struct {
 	id         string
-	replaces   bool // the message has an answer in status_latest already
-	at         time.Time
+	replaces   bool      // the message has an answer in status_latest already
+	sent       time.Time // when the last attempt's request left
+	at         time.Time // when its answer came, in UTC
 	attempts   int
 	httpStatus int
 	status     *smsbat.Status // nil for a failure; DeliveryStatus "not_found" for a 404
@@ -98,7 +99,7 @@ func (w *writer) run(in <-chan outcome) error {
 			if empty(cur) {
 				due.Reset(w.cfg.FlushEvery)
 			}
-			if err := w.stage(cur, &o); err != nil {
+			if err := stage(cur, &o); err != nil {
 				return drain(in, errors.Join(err, c.stop()))
 			}
 			cut = w.full(cur)
@@ -177,7 +178,7 @@ func drain(in <-chan outcome, err error) error {
 
 // stage adds one outcome to b: an answer to the staging table, a failure to the batch's
 // list (failures are few, and they go to fetch_errors inside the commit).
-func (w *writer) stage(b *store.Batch, o *outcome) error {
+func stage(b *store.Batch, o *outcome) error {
 	if o.failure != nil {
 		b.AddFailure(store.Failure{MessageID: o.id, At: o.at, Attempts: o.attempts, Kind: o.failure.kind,
 			HTTPStatus: o.httpStatus, Err: o.failure.err, Body: o.failure.body})

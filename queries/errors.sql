@@ -4,7 +4,9 @@
 -- One row per campaign, source and reason:
 --   source       fetch_errors (a message still without an answer after a run's retries;
 --                reason = its kind, e.g. rate_limited, server_error, network) or
---                rejected_rows (an input row not loaded; reason = why)
+--                rejected_rows (an input row not loaded; reason = why, except that the
+--                rows rejected as "duplicate of FILE:LINE" are counted together as
+--                "duplicate": rejected_rows names each one's first occurrence)
 --   campaign     the message's campaign (fetch_errors) or the row's campaign
 --                (rejected_rows); "" when unknown
 --   occurrences  error rows; a message failing in two runs counts twice
@@ -29,7 +31,7 @@ WITH errs AS (
     SELECT
         coalesce(r.campaign, ''),
         'rejected_rows',
-        r.reason,
+        CASE WHEN starts_with(r.reason, 'duplicate of ') THEN 'duplicate' ELSE r.reason END,
         nullif(r.message_id, ''),
         r.rejected_at
     FROM rejected_rows r

@@ -48,6 +48,65 @@ type Status struct {
 	BillCurrency     string            `json:"billCurrency,omitempty"`
 }
 
+// Currency is the currency of the answer's money: BillCurrency, else RateCurrency, else ""
+// (a basic answer gives none), as the cost report reads it.
+func (s *Status) Currency() string {
+	if s.BillCurrency != "" {
+		return s.BillCurrency
+	}
+	return s.RateCurrency
+}
+
+// ChannelNotUsed is the status of a fallback channel the message did not need.
+const ChannelNotUsed = "not_used"
+
+// Channel names the channel the message went out on, as far as an extended answer tells:
+// the first channel whose status is "delivered"; else the last channel tried, one whose
+// status is neither "not_used" nor empty; else "" (a basic answer, which names no channel).
+// The channels are tried in order: the one of ExtendedStatuses that is no fallback (the
+// primary; by name, were there several), then the Fallbacks in their order. A channel's
+// status is its ExtendedStatuses value, else its Fallbacks entry's.
+func (s *Status) Channel() string {
+	order, status := s.channels()
+	for _, ch := range order {
+		if status[ch] == StatusDelivered {
+			return ch
+		}
+	}
+	for _, ch := range slices.Backward(order) {
+		if st := status[ch]; st != "" && st != ChannelNotUsed {
+			return ch
+		}
+	}
+	return ""
+}
+
+// channels returns the channels of the answer in the order tried, and their statuses.
+func (s *Status) channels() ([]string, map[string]string) {
+	status := make(map[string]string, len(s.ExtendedStatuses)+len(s.Fallbacks))
+	fallback := make(map[string]bool, len(s.Fallbacks))
+	for _, f := range s.Fallbacks {
+		fallback[f.Type] = true
+	}
+	var order []string
+	for ch, st := range s.ExtendedStatuses {
+		status[ch] = st
+		if !fallback[ch] {
+			order = append(order, ch)
+		}
+	}
+	slices.Sort(order)
+	for _, f := range s.Fallbacks {
+		if _, ok := status[f.Type]; !ok {
+			status[f.Type] = f.Status
+		}
+		if !slices.Contains(order, f.Type) {
+			order = append(order, f.Type)
+		}
+	}
+	return order, status
+}
+
 // Fallback is one configured fallback channel and what became of it.
 type Fallback struct {
 	Type   string `json:"type"`

@@ -168,3 +168,49 @@ func TestTerminalStatuses(t *testing.T) {
 		t.Errorf("changing the slice TerminalStatuses returned changed IsTerminal")
 	}
 }
+
+// Channel and Currency read an answer as `batstat status` shows it; the bodies are the
+// provider's forms, extended and basic, and what fallbacks make of them.
+func TestStatusChannelAndCurrency(t *testing.T) {
+	tests := []struct {
+		name, body        string
+		channel, currency string
+	}{
+		{"basic", `{"deliverystatus":"delivered","cost":0.05}`, "", ""},
+		{"early", `{"deliverystatus":"processing","partscount":1}`, "", ""},
+		{"primary delivered", `{"deliverystatus":"delivered","fallbacks":[{"type":"sms","status":"not_used"}],
+			"extendedStatuses":{"viber":"delivered","sms":"not_used"},"rateCurrency":"USD","billCurrency":"UAH"}`, "viber", "UAH"},
+		{"fallback delivered", `{"deliverystatus":"delivered","fallbacks":[{"type":"sms","status":"delivered"}],
+			"extendedStatuses":{"viber":"undeliverable","sms":"delivered"},"rateCurrency":"USD"}`, "sms", "USD"},
+		{"second fallback delivered", `{"deliverystatus":"delivered",
+			"fallbacks":[{"type":"rcs","status":"undeliverable"},{"type":"sms","status":"delivered"}],
+			"extendedStatuses":{"viber":"undeliverable","rcs":"undeliverable","sms":"delivered"}}`, "sms", ""},
+		{"all failed: the last tried", `{"deliverystatus":"undeliverable",
+			"fallbacks":[{"type":"rcs","status":"undeliverable"},{"type":"sms","status":"undeliverable"}],
+			"extendedStatuses":{"viber":"undeliverable","rcs":"undeliverable","sms":"undeliverable"}}`, "sms", ""},
+		{"fallbacks listed in another order than the object", `{"deliverystatus":"undeliverable",
+			"fallbacks":[{"type":"sms","status":"undeliverable"},{"type":"rcs","status":"undeliverable"}],
+			"extendedStatuses":{"viber":"undeliverable","rcs":"undeliverable","sms":"undeliverable"}}`, "rcs", ""},
+		{"fallback not needed yet", `{"deliverystatus":"read","fallbacks":[{"type":"sms","status":"not_used"}],
+			"extendedStatuses":{"viber":"read","sms":"not_used"}}`, "viber", ""},
+		{"no fallback configured", `{"deliverystatus":"permanenterror","fallbacks":[],"extendedStatuses":{"sms":"permanenterror"}}`, "sms", ""},
+		{"fallbacks without extended statuses", `{"deliverystatus":"delivered",
+			"fallbacks":[{"type":"sms","status":"delivered"}]}`, "sms", ""},
+		{"nothing tried", `{"deliverystatus":"scheduled","fallbacks":[{"type":"sms","status":"not_used"}],
+			"extendedStatuses":{"viber":"","sms":"not_used"}}`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s smsbat.Status
+			if err := json.Unmarshal([]byte(tt.body), &s); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Channel(); got != tt.channel {
+				t.Errorf("Channel() = %q, want %q", got, tt.channel)
+			}
+			if got := s.Currency(); got != tt.currency {
+				t.Errorf("Currency() = %q, want %q", got, tt.currency)
+			}
+		})
+	}
+}

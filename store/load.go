@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -28,13 +30,33 @@ type Rejection struct {
 	Campaign  string // "" = NULL
 	MessageID string // "" = NULL
 	Reason    string
-	Raw       string // "" = NULL
+	// Kind names the reason without its details, for LoadCounts.RejectedBy; "" counts as
+	// "other". It is not stored.
+	Kind string
+	Raw  string // "" = NULL
 }
+
+// The kinds of rejection a load finds itself (LoadCounts.RejectedBy), besides those of the
+// rows handed to Reject.
+const (
+	// KindDuplicate is a row whose ID an earlier row of the run's input named: its reason
+	// is "duplicate of FILE:LINE", the first occurrence, which is the one loaded.
+	KindDuplicate = "duplicate"
+	// KindAlreadyInCampaign is the first row of the input naming an ID that an earlier run
+	// loaded under another campaign, which the ID keeps: its reason is
+	// "already in campaign NAME".
+	KindAlreadyInCampaign = "already_in_campaign"
+	// KindOther counts rejections handed to Reject without a Kind.
+	KindOther = "other"
+)
 
 // LoadCounts say what a load did so far.
 type LoadCounts struct {
-	IDsRead     int64 // messages staged, repeats included
-	Rejected    int64 // rejected_rows rows: those handed to Reject, and campaign conflicts
+	IDsRead  int64 // messages staged, repeats included
+	Rejected int64 // rejected_rows rows: those handed to Reject, duplicates and campaign conflicts
+	// RejectedBy counts Rejected by kind (Rejection.Kind, KindDuplicate,
+	// KindAlreadyInCampaign); kinds without rows are absent.
+	RejectedBy  map[string]int64
 	NewMessages int64 // IDs added to messages
 	ToAsk       int64 // messages to ask, known once Finish has run
 }
@@ -48,9 +70,13 @@ type LoadCounts struct {
 // a loading run, Undo deletes them after a failed load, and RecoverCrashed those of a run
 // that died while loading.
 //
-// Duplicates and campaign conflicts are settled in SQL rather than in Go: the Appender
-// loses a whole batch on a duplicate key, and a set-based merge does not need every ID in
-// memory.
+// Repeated IDs are settled in SQL rather than in Go: the Appender loses a whole batch on a
+// duplicate key, and a set-based merge does not need every ID in memory. The first row of
+// the run's input that names an ID (its first occurrence, whatever chunk it falls in) is
+// the one that counts, and the connection's temp table seen keeps where each was; every
+// later row naming the ID is rejected as "duplicate of FILE:LINE", whatever campaign it
+// names. A first occurrence naming another campaign than the one an earlier run loaded
+// the ID under is rejected as "already in campaign NAME": an ID keeps its first campaign.
 //
 // A Load is not safe for concurrent use.
 type Load struct {
@@ -62,6 +88,12 @@ type Load struct {
 	rows, rejects *duckdb.Appender
 	closed        bool
 	counts        LoadCounts
+	// files are the input names staged so far; seen refers to them by number (1-based, a
+	// name being a few dozen bytes against 4 for its number in a row per ID).
+	files      []string
+	fileNo     int32 // of the last row staged
+	rejectedBy map[string]int64
+	chunkRows  int64 // rows staged since the last Settle
 }
 
 // LoadOptions say which run a load belongs to and what it asks.
@@ -77,9 +109,14 @@ type LoadOptions struct {
 // StartLoad prepares a load on conn, which must stay pinned until the todo table has been
 // read. On failure it has already undone the run's load (see Undo).
 func StartLoad(ctx context.Context, conn *sql.Conn, opts LoadOptions) (*Load, error) {
-	l := &Load{conn: conn, runID: opts.RunID, at: opts.At, refreshAll: opts.RefreshAll}
-	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`); err != nil {
-		return nil, errors.Join(fmt.Errorf("create load tables: %w", err), l.Undo())
+	l := &Load{conn: conn, runID: opts.RunID, at: opts.At, refreshAll: opts.RefreshAll, rejectedBy: map[string]int64{}}
+	for _, create := range []string{
+		`CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`,
+		seenTable,
+	} {
+		if _, err := conn.ExecContext(ctx, create); err != nil {
+			return nil, errors.Join(fmt.Errorf("create load tables: %w", err), l.Undo())
+		}
 	}
 	err := conn.Raw(func(dc any) error {
 		var err error
@@ -96,42 +133,76 @@ func StartLoad(ctx context.Context, conn *sql.Conn, opts LoadOptions) (*Load, er
 }
 
 // inputRowsTable stages one chunk of input rows. seq is the row's place in the run's input:
-// of repeated rows, the first wins.
+// of repeated rows, the first wins. file_no numbers file (see Load.files).
 const inputRowsTable = `CREATE OR REPLACE TEMP TABLE input_rows (
-	seq BIGINT, message_id VARCHAR, campaign VARCHAR, file VARCHAR, line BIGINT,
+	seq BIGINT, message_id VARCHAR, campaign VARCHAR, file VARCHAR, file_no INTEGER, line BIGINT,
 	recipient VARCHAR, sent_at VARCHAR, customer_message_id VARCHAR, messagelist_id VARCHAR)`
+
+// seenTable holds the first occurrence of every ID of the run's input so far: its file (by
+// number) and line, for the reason of the rows that repeat it. It has a row per ID of the
+// input, so it holds no more than that.
+const seenTable = `CREATE OR REPLACE TEMP TABLE seen (message_id VARCHAR, file_no INTEGER, line BIGINT)`
 
 // Stage adds an accepted input row to the chunk.
 func (l *Load) Stage(m *Message) error {
 	l.seq++
 	l.counts.IDsRead++
-	return l.rows.AppendRow(l.seq, m.MessageID, m.Campaign, m.SourceFile, m.SourceLine,
+	l.chunkRows++
+	if len(l.files) == 0 || l.files[l.fileNo-1] != m.SourceFile {
+		l.fileNo = int32(l.fileNumber(m.SourceFile))
+	}
+	return l.rows.AppendRow(l.seq, m.MessageID, m.Campaign, m.SourceFile, l.fileNo, m.SourceLine,
 		nullable(m.Recipient), nullable(m.SentAt), nullable(m.CustomerMessageID), nullable(m.MessagelistID))
+}
+
+// fileNumber returns the number of file, giving it the next one when it is new.
+func (l *Load) fileNumber(file string) int {
+	if i := slices.Index(l.files, file); i >= 0 {
+		return i + 1
+	}
+	l.files = append(l.files, file)
+	return len(l.files)
 }
 
 // Reject records an input row that cannot be loaded, with the chunk.
 func (l *Load) Reject(r *Rejection) error {
 	l.seq++
 	l.counts.Rejected++
+	kind := r.Kind
+	if kind == "" {
+		kind = KindOther
+	}
+	l.rejectedBy[kind]++
 	return l.rejects.AppendRow(l.runID, l.at, r.File, r.Line, nullable(r.Campaign),
 		nullable(r.MessageID), r.Reason, nullable(r.Raw))
 }
 
 // Counts returns what the load did so far.
-func (l *Load) Counts() LoadCounts { return l.counts }
+func (l *Load) Counts() LoadCounts {
+	c := l.counts
+	c.RejectedBy = maps.Clone(l.rejectedBy)
+	return c
+}
 
-// Settle commits the staged chunk: its rejected rows, its campaign conflicts, its new
-// messages and its IDs to ask, then replaces the staging table with an empty one.
+// Settle commits the staged chunk: its rejected rows, its repeated IDs and campaign
+// conflicts, its new messages and its IDs to ask, then replaces the staging table with an
+// empty one.
 func (l *Load) Settle(ctx context.Context) error {
 	if err := errors.Join(l.rows.Flush(), l.rejects.Flush()); err != nil {
 		return fmt.Errorf("stage input rows: %w", err)
 	}
-	var conflicts, added int64
-	if err := inTx(ctx, l.conn, func() error { return l.settle(ctx, &conflicts, &added) }); err != nil {
+	var duplicates, conflicts, added int64
+	if err := inTx(ctx, l.conn, func() error { return l.settle(ctx, &duplicates, &conflicts, &added) }); err != nil {
 		return err
 	}
-	l.counts.Rejected += conflicts
+	l.counts.Rejected += duplicates + conflicts
+	for kind, n := range map[string]int64{KindDuplicate: duplicates, KindAlreadyInCampaign: conflicts} {
+		if n > 0 {
+			l.rejectedBy[kind] += n
+		}
+	}
 	l.counts.NewMessages += added
+	l.chunkRows = 0
 	rows, err := freshTempTable(ctx, l.conn, l.rows, "input_rows", inputRowsTable)
 	if l.rows = rows; err != nil {
 		return fmt.Errorf("empty input table: %w", err)
@@ -139,51 +210,64 @@ func (l *Load) Settle(ctx context.Context) error {
 	return nil
 }
 
-func (l *Load) settle(ctx context.Context, conflicts, added *int64) error {
-	// The owner of an ID is the campaign it already has in messages, else the campaign of
-	// its first row in this input. Rows naming another campaign are rejected with both
-	// names. An owner from an earlier chunk of this run is named by its file and line.
-	if err := l.exec(ctx, conflicts, "check campaign conflicts", `
+func (l *Load) settle(ctx context.Context, duplicates, conflicts, added *int64) error {
+	// firsts: the rows of the chunk that are the first occurrence of their ID in the run,
+	// those whose ID no earlier chunk named; they join seen. Each statement below joins
+	// the chunk with the large tables (seen, messages, status_latest) rather than the
+	// other way round, so that DuckDB builds its hash tables from the chunk.
+	if err := l.exec(ctx, nil, "find first occurrences", `
+		CREATE OR REPLACE TEMP TABLE firsts AS
+		SELECT * FROM input_rows r
+		WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.message_id = r.message_id)
+		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1`); err != nil {
+		return err
+	}
+	var firsts int64
+	if err := l.exec(ctx, &firsts, "note first occurrences", `
+		INSERT INTO seen SELECT message_id, file_no, line FROM firsts`); err != nil {
+		return err
+	}
+	// Every other row of the chunk repeats an ID whose first occurrence is in seen; most
+	// chunks have none, and need not look.
+	if firsts < l.chunkRows {
+		if err := l.exec(ctx, duplicates, "reject repeated IDs", `
 		INSERT INTO rejected_rows (run_id, rejected_at, file, line, campaign, message_id, reason, raw)
 		SELECT $1, $2, r.file, r.line, r.campaign, r.message_id,
-		       'message ID already belongs to campaign ' || to_json(o.campaign) ||
-		       ' (' || o.source || '); this row says ' || to_json(r.campaign),
-		       NULL
+		       'duplicate of ' || list_extract($3::VARCHAR[], s.file_no) || ':' || s.line, NULL
 		FROM input_rows r
-		JOIN (
-			SELECT message_id, campaign,
-			       CASE WHEN run_id = $1 THEN source_file || ' line ' || source_line ELSE 'loaded before' END AS source
-			FROM messages
-			WHERE message_id IN (SELECT message_id FROM input_rows)
-			UNION ALL
-			SELECT f.message_id, f.campaign, f.file || ' line ' || f.line
-			FROM (SELECT * FROM input_rows QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1) f
-			WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = f.message_id)
-		) o USING (message_id)
-		WHERE r.campaign <> o.campaign`, l.runID, l.at); err != nil {
+		JOIN seen s ON s.message_id = r.message_id
+		WHERE NOT EXISTS (SELECT 1 FROM firsts f WHERE f.seq = r.seq)`, l.runID, l.at, l.files); err != nil {
+			return err
+		}
+	}
+	// A first occurrence of an ID that messages holds under another campaign: an earlier
+	// run loaded it (this run adds only IDs of first occurrences, which come once).
+	if err := l.exec(ctx, conflicts, "reject campaign conflicts", `
+		INSERT INTO rejected_rows (run_id, rejected_at, file, line, campaign, message_id, reason, raw)
+		SELECT $1, $2, f.file, f.line, f.campaign, f.message_id, 'already in campaign ' || m.campaign, NULL
+		FROM firsts f
+		JOIN messages m ON m.message_id = f.message_id
+		WHERE m.campaign <> f.campaign`, l.runID, l.at); err != nil {
 		return err
 	}
 	if err := l.exec(ctx, added, "add messages", `
 		INSERT INTO messages (message_id, campaign, source_file, source_line, first_loaded_at, run_id,
 		                      recipient, sent_at, customer_message_id, messagelist_id)
 		SELECT message_id, campaign, file, line, $2, $1, recipient, sent_at, customer_message_id, messagelist_id
-		FROM input_rows r
-		WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = r.message_id)
-		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1`, l.runID, l.at); err != nil {
+		FROM firsts f
+		WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = f.message_id)`, l.runID, l.at); err != nil {
 		return err
 	}
-	// The IDs to ask about, in input order: those of this input that belong to the campaign
-	// the input names, were not already taken from an earlier chunk and, unless refreshing
-	// all, whose latest answer is not terminal. The joins put the chunk on the build side,
-	// not the whole of status_latest.
+	// The IDs to ask about, in input order: the first occurrences that belong to the
+	// campaign they name and, unless refreshing all, whose latest answer is not terminal.
+	// The joins put the chunk on the build side, not the whole of status_latest.
 	return l.exec(ctx, nil, "select messages to ask", `
 		INSERT INTO todo
 		SELECT f.seq, f.message_id, s.message_id IS NOT NULL
-		FROM (SELECT * FROM input_rows QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1) f
+		FROM firsts f
 		JOIN messages m ON m.message_id = f.message_id AND m.campaign = f.campaign
 		LEFT JOIN status_latest s ON s.message_id = f.message_id
 		WHERE ($1 OR NOT is_terminal(s.deliverystatus))
-		  AND f.message_id NOT IN (SELECT message_id FROM todo)
 		ORDER BY f.seq`, l.refreshAll)
 }
 
@@ -205,18 +289,20 @@ func (l *Load) Finish(ctx context.Context) (LoadCounts, error) {
 	if err := l.Close(); err != nil {
 		return l.counts, fmt.Errorf("stage input rows: %w", err)
 	}
-	if _, err := l.conn.ExecContext(ctx, "DROP TABLE input_rows"); err != nil {
-		return l.counts, fmt.Errorf("drop input table: %w", err)
+	// The load's tables go with it: the connection serves the rest of the run, and seen
+	// holds a row per ID of the input.
+	if _, err := l.conn.ExecContext(ctx, "DROP TABLE input_rows; DROP TABLE IF EXISTS firsts; DROP TABLE seen"); err != nil {
+		return l.Counts(), fmt.Errorf("drop load tables: %w", err)
 	}
 	if err := l.conn.QueryRowContext(ctx, "SELECT count(*) FROM todo").Scan(&l.counts.ToAsk); err != nil {
-		return l.counts, fmt.Errorf("count messages to ask: %w", err)
+		return l.Counts(), fmt.Errorf("count messages to ask: %w", err)
 	}
 	if _, err := l.conn.ExecContext(ctx,
 		`UPDATE runs SET loading = false, ids_read = $2, rejected = $3, requested = $4 WHERE run_id = $1`,
 		l.runID, l.counts.IDsRead, l.counts.Rejected, l.counts.ToAsk); err != nil {
-		return l.counts, fmt.Errorf("record loaded messages: %w", err)
+		return l.Counts(), fmt.Errorf("record loaded messages: %w", err)
 	}
-	return l.counts, nil
+	return l.Counts(), nil
 }
 
 // Undo takes back the messages the run added, keeping its rejected rows, and ends its

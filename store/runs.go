@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // The outcomes of a runs row that store itself writes; the others (ok, partial, failed,
@@ -19,6 +20,9 @@ type RunStart struct {
 	APIURL  string // the API base URL (it holds no secret)
 	Inputs  string // the FILE arguments, space separated
 	Refresh string
+	// StartedAt is when the run started; zero means now. A run recorded after it asked
+	// (batstat status --record) gives the time it started asking.
+	StartedAt time.Time
 }
 
 // RunCounts are a run's counters, as its runs row holds them.
@@ -51,13 +55,48 @@ func (db *DB) RecoverCrashed(ctx context.Context) error {
 
 // StartRun records a new run, 'running' and loading, and returns its ID.
 func (db *DB) StartRun(ctx context.Context, r RunStart) (runID int64, err error) {
+	var started any
+	if !r.StartedAt.IsZero() {
+		started = r.StartedAt
+	}
 	if err := db.QueryRowContext(ctx,
-		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh, loading) VALUES (now(), $1, $2, $3, $4, true)
-		 RETURNING run_id`, OutcomeRunning, r.APIURL, r.Inputs, r.Refresh,
+		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh, loading)
+		 VALUES (coalesce($5::TIMESTAMPTZ, now()), $1, $2, $3, $4, true)
+		 RETURNING run_id`, OutcomeRunning, r.APIURL, r.Inputs, r.Refresh, started,
 	).Scan(&runID); err != nil {
 		return 0, fmt.Errorf("record run: %w", err)
 	}
 	return runID, nil
+}
+
+// AddMessages records the messages of a run that asks about IDs it was given rather than
+// read from an input (batstat status --record): the IDs that messages does not hold yet
+// are added under campaign, as loaded by the run at at; the others keep the campaign they
+// have. In the same transaction it ends the run's loading state and records its ids_read
+// and requested (the number of IDs). It returns how many messages it added.
+func (db *DB) AddMessages(ctx context.Context, runID int64, at time.Time, campaign string, ids []string) (added int64, err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("database %s: %w", db.Path, err)
+	}
+	defer conn.Close()
+	err = inTx(ctx, conn, func() error {
+		res, err := conn.ExecContext(ctx, `
+			INSERT INTO messages (message_id, campaign, first_loaded_at, run_id)
+			SELECT i.id, $3, $2, $1 FROM (SELECT DISTINCT unnest($4::VARCHAR[]) AS id) i
+			WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = i.id)`, runID, at, campaign, ids)
+		if err != nil {
+			return fmt.Errorf("add messages: %w", err)
+		}
+		added, _ = res.RowsAffected()
+		if _, err := conn.ExecContext(ctx,
+			`UPDATE runs SET loading = false, ids_read = $2, requested = $2 WHERE run_id = $1`,
+			runID, len(ids)); err != nil {
+			return fmt.Errorf("record the run's messages: %w", err)
+		}
+		return nil
+	})
+	return added, err
 }
 
 // FinishRun records how a run ended: its outcome, the error that stopped it (nil for none)

@@ -139,6 +139,8 @@ func exitCode(err error) int {
 	var pe *partialError
 	var be *belowRateError
 	var ce cli.ExitCoder
+	var und *undeliveredError
+	var pend *pendingError
 	switch {
 	case err == nil:
 		return exitOK
@@ -155,6 +157,10 @@ func exitCode(err error) int {
 	case errors.As(err, &ce):
 		// Only urfave/cli's own help command returns one: `batstat help nosuch`.
 		return exitUsage
+	case errors.As(err, &und):
+		return exitUndelivered
+	case errors.As(err, &pend):
+		return exitPending
 	}
 	return exitFatal
 }
@@ -167,6 +173,7 @@ func exitCode(err error) int {
 func commands(e *env) []*cli.Command {
 	return []*cli.Command{
 		fetchCommand(e, nil),
+		statusCommand(e, nil),
 		reportCommand(e, nil),
 		queryCommand(e, nil),
 		exportCommand(e, nil),
@@ -197,9 +204,10 @@ func newApp(e *env, cmds ...*cli.Command) *cli.App {
 		Usage: "SMSBAT campaign delivery analytics: fetch statuses into DuckDB, report, export",
 		Description: "Exit status: 0 ok; 1 fatal error (credentials rejected, API unreachable, database or\n" +
 			"input unreadable, an output that cannot be written); 2 bad usage; 3 fetch finished but some\n" +
-			"messages still failed; 6 report --fail-under: a delivery rate below the gate; 75 the\n" +
-			"database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM. Each\n" +
-			"command's --help lists its own.",
+			"messages still failed; 4 status: a message ended undeliverable, permanenterror or not_found;\n" +
+			"5 status: a message is not terminal yet; 6 report --fail-under: a delivery rate below the\n" +
+			"gate; 75 the database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM.\n" +
+			"Each command's --help lists its own.",
 		Writer:    e.stdout,
 		ErrWriter: e.stderr,
 		Reader:    e.stdin,

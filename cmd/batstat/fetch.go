@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,20 +23,12 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 	if runF == nil {
 		runF = runFetch
 	}
-	flags := []cli.Flag{
-		dbFlag(),
-		&cli.StringFlag{Name: "api-url", Usage: "API base `URL`", EnvVars: []string{"SMSBAT_API_URL"}, Value: smsbat.DefaultBaseURL},
-		&cli.StringFlag{Name: "api-key", Usage: "API `KEY`", EnvVars: []string{"SMSBAT_API_KEY"}},
-		&cli.StringFlag{Name: "api-key-file", Usage: "read the API key from `FILE` (first line)"},
-		&cli.StringFlag{Name: "username", Usage: "account user name (HTTP Basic)", EnvVars: []string{"SMSBAT_USERNAME"}},
-		&cli.StringFlag{Name: "password", Usage: "account password (HTTP Basic)", EnvVars: []string{"SMSBAT_PASSWORD"}},
-		&cli.StringFlag{Name: "auth", Usage: "header, basic or key-password (default: header with a key, basic with a username)"},
-		&cli.BoolFlag{Name: "allow-insecure-http", Usage: "allow a plain http:// API URL to a non-loopback host (sends credentials in clear)"},
+	flags := []cli.Flag{dbFlag()}
+	flags = append(flags, apiFlags()...)
+	flags = append(flags,
 		&cli.IntFlag{Name: "concurrency", Usage: "requests in flight at once", Value: 10},
 		&cli.Float64Flag{Name: "rate", Usage: "requests per second, retries included (0 = unlimited)", Value: 10},
 		&cli.IntFlag{Name: "burst", Usage: "token bucket size", DefaultText: "same as --rate"},
-		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
-		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
 		&cli.StringFlag{Name: "campaign", Usage: "campaign `NAME` of every row (default: a campaign column, else the file name)"},
 		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, msg_id, sms_id, message_uuid, uuid or id)"},
 		&cli.StringFlag{Name: "campaign-column", Usage: "campaign column `NAME` (default: campaign)"},
@@ -44,7 +37,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 		metricsFlag(),
-	}
+	)
 	flags = append(flags, logFlags()...)
 	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
 	return withUsageErrors(&cli.Command{
@@ -93,26 +86,21 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
 	}
-	if o.auth, err = authFromFlags(c); err != nil {
+	api, err := newAPIOptions(c, c.Int("concurrency"))
+	if err != nil {
 		return nil, err
 	}
-	apiURL := c.String("api-url")
+	o.auth = api.auth
 	cfg := ingest.Config{
-		APIURL:      apiURL,
+		Client:      api.client,
+		APIURL:      api.url,
 		Strict:      c.Bool("strict"),
 		Concurrency: c.Int("concurrency"),
 		Rate:        c.Float64("rate"),
 		Burst:       c.Int("burst"),
-		Timeout:     c.Duration("timeout"),
+		Timeout:     api.timeout,
 		Retries:     c.Int("retries"),
 		Refresh:     ingest.Refresh(c.String("refresh")),
-	}
-	cfg.Client, err = smsbat.NewClient(apiURL, o.auth, smsbat.NewHTTPClient(cfg.Timeout, cfg.Concurrency))
-	if err != nil {
-		return nil, usagef("%v", err)
-	}
-	if err := checkAPIURL(apiURL, c.Bool("allow-insecure-http")); err != nil {
-		return nil, err
 	}
 	if cfg.Read, err = readOptions(c); err != nil {
 		return nil, err
@@ -124,6 +112,50 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 		return nil, fetchUsage(err)
 	}
 	o.config = cfg
+	return o, nil
+}
+
+// apiFlags are the flags of every command that asks the API: where it is, the credentials,
+// how long one request may take and how often a failed one is retried.
+func apiFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "api-url", Usage: "API base `URL`", EnvVars: []string{"SMSBAT_API_URL"}, Value: smsbat.DefaultBaseURL},
+		&cli.StringFlag{Name: "api-key", Usage: "API `KEY`", EnvVars: []string{"SMSBAT_API_KEY"}},
+		&cli.StringFlag{Name: "api-key-file", Usage: "read the API key from `FILE` (first line)"},
+		&cli.StringFlag{Name: "username", Usage: "account user name (HTTP Basic)", EnvVars: []string{"SMSBAT_USERNAME"}},
+		&cli.StringFlag{Name: "password", Usage: "account password (HTTP Basic)", EnvVars: []string{"SMSBAT_PASSWORD"}},
+		&cli.StringFlag{Name: "auth", Usage: "header, basic or key-password (default: header with a key, basic with a username)"},
+		&cli.BoolFlag{Name: "allow-insecure-http", Usage: "allow a plain http:// API URL to a non-loopback host (sends credentials in clear)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
+		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
+	}
+}
+
+// apiOptions are the apiFlags, checked, and the client they make. --timeout and --retries
+// are read, not checked: each command checks them with its other numbers.
+type apiOptions struct {
+	url     string
+	auth    smsbat.Auth // shown in logs (its String hides the secrets)
+	timeout time.Duration
+	retries int
+	client  *smsbat.Client
+}
+
+// newAPIOptions reads the credentials (--api-key-file too) and makes a client for at most
+// concurrency requests in flight, refusing credentials that cannot be sent and an API URL
+// they must not be sent to.
+func newAPIOptions(c *cli.Context, concurrency int) (apiOptions, error) {
+	o := apiOptions{url: c.String("api-url"), timeout: c.Duration("timeout"), retries: c.Int("retries")}
+	var err error
+	if o.auth, err = authFromFlags(c); err != nil {
+		return o, err
+	}
+	if o.client, err = smsbat.NewClient(o.url, o.auth, smsbat.NewHTTPClient(o.timeout, concurrency)); err != nil {
+		return o, usagef("%v", err)
+	}
+	if err := checkAPIURL(o.url, c.Bool("allow-insecure-http")); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -139,7 +171,11 @@ var fetchFlags = map[string]string{
 
 // fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
 // flags.
-func fetchUsage(err error) error {
+func fetchUsage(err error) error { return configUsage("fetch", fetchFlags, err) }
+
+// configUsage turns *ingest.ConfigError errors into a usage error of command cmd that names
+// the flags, as flags maps them (the field "Inputs" and "IDs" are the arguments).
+func configUsage(cmd string, flags map[string]string, err error) error {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = slices.Clone(j.Unwrap())
@@ -149,11 +185,11 @@ func fetchUsage(err error) error {
 		if !errors.As(err, &ce) {
 			continue
 		}
-		switch flag, ok := fetchFlags[ce.Field]; {
+		switch flag, ok := flags[ce.Field]; {
 		case ok:
 			errs[i] = fmt.Errorf("%s %s: %s", flag, ce.Value, ce.Rule)
-		case ce.Field == "Inputs":
-			errs[i] = fmt.Errorf("fetch: %s", ce.Rule)
+		case ce.Field == "Inputs" || ce.Field == "IDs":
+			errs[i] = fmt.Errorf("%s: %s", cmd, strings.TrimPrefix(ce.Value+": "+ce.Rule, ": "))
 		}
 	}
 	return &usageError{errors.Join(errs...)}

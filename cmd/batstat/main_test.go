@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/batstat/batstat/smsbat/smsbattest"
 	"github.com/batstat/batstat/store"
@@ -747,5 +750,76 @@ func TestFetchHeaders(t *testing.T) {
 	r = runCLI(t, dir, "", append(append([]string{"fetch", "--db", "pipe.duckdb", "--delimiter", ";"}, api...), comma)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "use --delimiter ','") {
 		t.Errorf("fetch --delimiter ';' of a comma file = exit %d, stderr %q; want 1 naming ','", r.code, r.stderr)
+	}
+}
+
+// TestFetchReportsDuplicates runs fetch on inputs that repeat IDs, within a file, across
+// files (one from stdin) and against a campaign loaded before: every repeat is a
+// rejected row naming its first occurrence as the input was named, the summary counts
+// them by kind, the errors report groups them, and none changes the exit status.
+func TestFetchReportsDuplicates(t *testing.T) {
+	srv := smsbattest.NewServer(t, smsbattest.Options{})
+	dir := t.TempDir()
+	api := []string{"--db", "d.duckdb", "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "--rate", "0"}
+	if err := os.WriteFile(filepath.Join(dir, "old.csv"), []byte("messageId\nd-9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, dir, "", append(append([]string{"fetch"}, api...), "old.csv")...); r.code != 0 {
+		t.Fatalf("first fetch = exit %d: %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spring.csv"), []byte("messageId\nd-1\nd-2\nd-1\nd-9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, dir, "messageId,campaign\nd-2,spring\nd-3,spring\n\nd-1,summer\n",
+		append(append([]string{"fetch", "--log-format", "json"}, api...), "spring.csv", "-")...)
+	if r.code != 0 {
+		t.Fatalf("fetch of repeated IDs = exit %d, want 0: %s", r.code, r.stderr)
+	}
+	var summary struct {
+		Rejected   int64            `json:"rejected"`
+		RejectedBy map[string]int64 `json:"rejected_by"`
+		Requested  int64            `json:"to_ask"`
+	}
+	for line := range strings.Lines(r.stderr) {
+		if strings.Contains(line, `"msg":"fetch finished"`) {
+			if err := json.Unmarshal([]byte(line), &summary); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if want := map[string]int64{"duplicate": 3, "already_in_campaign": 1}; summary.Rejected != 4 || summary.Requested != 3 || !maps.Equal(summary.RejectedBy, want) {
+		t.Errorf("summary = %+v, want 4 rejected by kind %v and 3 requested; stderr:\n%s", summary, want, r.stderr)
+	}
+
+	db := openTestDB(t, filepath.Join(dir, "d.duckdb"))
+	rows, err := db.Query(`SELECT file || ':' || line || ' ' || campaign || ' ' || reason FROM rejected_rows ORDER BY file, line`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	rows.Close()
+	want := []string{
+		"-:2 spring duplicate of spring.csv:3",
+		"-:5 summer duplicate of spring.csv:2",
+		"spring.csv:4 spring duplicate of spring.csv:2",
+		"spring.csv:5 spring already in campaign old",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rejected_rows (-want +got):\n%s", diff)
+	}
+	db.Close()
+
+	r = runCLI(t, dir, "", "report", "--db", "d.duckdb", "--format", "csv", "errors")
+	if r.code != 0 || !strings.Contains(r.stdout, "spring,rejected_rows,duplicate,2,2,") ||
+		!strings.Contains(r.stdout, "summer,rejected_rows,duplicate,1,1,") ||
+		!strings.Contains(r.stdout, "spring,rejected_rows,already in campaign old,1,1,") {
+		t.Errorf("report errors = exit %d:\n%s%s\nwant duplicates grouped by campaign", r.code, r.stdout, r.stderr)
 	}
 }

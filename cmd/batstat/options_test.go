@@ -193,3 +193,50 @@ func TestDemoAndMockServerOptions(t *testing.T) {
 		t.Errorf("mock-server options = %+v, %v", o, err)
 	}
 }
+
+func TestStatusOptions(t *testing.T) {
+	o, err := parse(t, statusCommand, "", "status", "--api-key", "k", " m-1 ", "m-2", "m-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		IDs               []string
+		Wait, Interval    time.Duration
+		Retries           int
+		Record            bool
+		DB, Campaign, URL string
+		Format            report.Format
+		Client            bool
+	}
+	c := o.config
+	got := view{c.IDs, c.Wait, c.Interval, c.Retries, o.record, o.db.path, o.campaign, o.apiURL, o.out.format, c.Client != nil}
+	want := view{[]string{"m-1", "m-2"}, 0, 5 * time.Second, 5, false, "batstat.duckdb", "status", smsbat.DefaultBaseURL, report.FormatTable, true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("status options (-want +got):\n%s", diff)
+	}
+	o, err = parse(t, statusCommand, "", "status", "--api-key", "k", "--wait", "30s", "--interval", "1s",
+		"--record", "--db", "x.duckdb", "--campaign", "otp", "--format", "json", "m-1")
+	if err != nil || o.config.Wait != 30*time.Second || o.config.Interval != time.Second || !o.record ||
+		o.db.path != "x.duckdb" || o.campaign != "otp" || o.out.format != report.FormatJSON {
+		t.Errorf("status --wait --record options = %+v, %v", o, err)
+	}
+}
+
+func TestStatusOptionsRefuse(t *testing.T) {
+	checkUsage(t, statusCommand, []usageCase{
+		{[]string{"status", "--api-key", "k"}, 2, []string{"no message ID"}},
+		{[]string{"status", "m-1"}, 2, []string{"no credentials"}},
+		{[]string{"status", "--api-key", "k", "--interval", "999ms", "m-1"}, 2, []string{"--interval 999ms: must be at least 1s"}},
+		{[]string{"status", "--api-key", "k", "--interval", "0s", "m-1"}, 2, []string{"--interval 0s"}},
+		{[]string{"status", "--api-key", "k", "--wait", "-1s", "--retries", "-1", "m-1"}, 2,
+			[]string{"--wait -1s: must not be negative", "--retries -1: must not be negative"}},
+		{[]string{"status", "--api-key", "k", "--timeout", "0s", "m-1"}, 2, []string{"--timeout 0s: must be positive"}},
+		{[]string{"status", "--api-key", "k", "--format", "xml", "m-1"}, 2, []string{"--format", "xml"}},
+		{[]string{"status", "--api-key", "k", "--campaign", "otp", "m-1"}, 2, []string{"--campaign", "--record"}},
+		{[]string{"status", "--api-key", "k", "--record", "--campaign", " ", "m-1"}, 2, []string{"--campaign: empty"}},
+		{[]string{"status", "--api-key", "k", "m-1", " "}, 2, []string{"empty message ID"}},
+		{[]string{"status", "--api-key", "k", "m\xff"}, 2, []string{"not UTF-8"}},
+		{[]string{"status", "--api-key", "k", strings.Repeat("x", 257)}, 2, []string{"longer than 256"}},
+		{[]string{"status", "--api-key", "k", "--api-url", "http://api.example.com", "m-1"}, 2, []string{"https"}},
+	})
+}

@@ -70,7 +70,7 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("Next() = %v, %v; want exactly one", row, rej)
 			}
 			if rej != nil {
-				if rej.Reason == "" || rej.Line < 1 || !utf8.ValidString(rej.Raw) || !utf8.ValidString(rej.ID) || len(rej.Raw) > MaxRawLength {
+				if rej.Reason == "" || rej.Kind == "" || rej.Line < 1 || !utf8.ValidString(rej.Raw) || !utf8.ValidString(rej.ID) || len(rej.Raw) > MaxRawLength {
 					t.Fatalf("bad rejected row %+v", rej)
 				}
 				continue

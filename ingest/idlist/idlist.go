@@ -38,6 +38,19 @@ package idlist
 // MaxIDLength is the longest message ID accepted, in bytes.
 const MaxIDLength = 256
 
+// The kinds of rejected rows (Rejected.Kind): short, stable names, where a reason says
+// more (the character, the number of fields, the column).
+const (
+	KindCSVSyntax          = "csv_syntax"          // a record encoding/csv cannot parse
+	KindFieldCount         = "field_count"         // another number of fields than the header's
+	KindInvalidUTF8        = "invalid_utf8"        // in any field
+	KindEmptyID            = "empty_message_id"    // no ID in the ID column
+	KindControlCharacter   = "control_character"   // in the ID
+	KindInvisibleCharacter = "invisible_character" // in the ID
+	KindIDTooLong          = "message_id_too_long" // over MaxIDLength
+	KindRepeatedHeader     = "repeated_header"     // the header again, e.g. two files concatenated
+)
+
 // Options say how to read a file. The zero value auto-detects everything.
 type Options struct {
 	// Delimiter forces the field separator (see ParseDelimiter for a user's spelling);
@@ -79,6 +92,9 @@ type Rejected struct {
 	// escaped as \xNN (\uNNNN above ASCII).
 	ID     string
 	Reason string // e.g. "empty message ID", "3 fields, header has 2"
+	// Kind names the reason without its details (one of the Kind constants), so that
+	// rejections can be counted by what went wrong.
+	Kind string
 	// Raw is the row's text as it was in the file (all its lines, without the final line
 	// end), escaped like ID except for tabs and line ends, and at most MaxRawLength bytes,
 	// a cut being marked with "…".

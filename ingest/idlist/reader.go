@@ -397,7 +397,7 @@ func (r *Reader) next() (*Row, *Rejected, error) {
 		return nil, nil, err
 	}
 	if perr != nil {
-		rej := r.reject(rec, line, parseReason(perr))
+		rej := r.reject(rec, line, KindCSVSyntax, parseReason(perr))
 		return nil, rej, nil
 	}
 	res := r.convert(rec, line)
@@ -451,33 +451,33 @@ func (r *Reader) convert(rec []string, line int64) result {
 			n = "1 field"
 		}
 		if r.header == nil {
-			return result{rej: r.reject(rec, line, n+", expected 1 (a list without header has one ID per line)")}
+			return result{rej: r.reject(rec, line, KindFieldCount, n+", expected 1 (a list without header has one ID per line)")}
 		}
-		return result{rej: r.reject(rec, line, fmt.Sprintf("%s, header has %d", n, r.fields))}
+		return result{rej: r.reject(rec, line, KindFieldCount, fmt.Sprintf("%s, header has %d", n, r.fields))}
 	}
 	for i, f := range rec {
 		if !utf8.ValidString(f) {
-			return result{rej: r.reject(rec, line, "invalid UTF-8"+r.inColumn(i))}
+			return result{rej: r.reject(rec, line, KindInvalidUTF8, "invalid UTF-8"+r.inColumn(i))}
 		}
 	}
 	id := trim(rec[r.cols[colID]])
 	if id == "" {
-		return result{rej: r.reject(rec, line, "empty message ID")}
+		return result{rej: r.reject(rec, line, KindEmptyID, "empty message ID")}
 	}
 	for _, c := range id {
 		switch {
 		case unicode.IsControl(c):
-			return result{rej: r.reject(rec, line, fmt.Sprintf("control character %U in message ID", c))}
+			return result{rej: r.reject(rec, line, KindControlCharacter, fmt.Sprintf("control character %U in message ID", c))}
 		case unicode.Is(unicode.Cf, c):
 			// Zero-width spaces, bidi marks: pasted along with an ID, never part of one.
-			return result{rej: r.reject(rec, line, fmt.Sprintf("invisible character %U in message ID", c))}
+			return result{rej: r.reject(rec, line, KindInvisibleCharacter, fmt.Sprintf("invisible character %U in message ID", c))}
 		}
 	}
 	if len(id) > MaxIDLength {
-		return result{rej: r.reject(rec, line, fmt.Sprintf("message ID is %d bytes, longer than %d", len(id), MaxIDLength))}
+		return result{rej: r.reject(rec, line, KindIDTooLong, fmt.Sprintf("message ID is %d bytes, longer than %d", len(id), MaxIDLength))}
 	}
 	if r.header != nil && id == r.header[r.cols[colID]] {
-		return result{rej: r.reject(rec, line, "repeated header row")}
+		return result{rej: r.reject(rec, line, KindRepeatedHeader, "repeated header row")}
 	}
 	return result{row: &Row{
 		File:              r.name,
@@ -492,12 +492,13 @@ func (r *Reader) convert(rec []string, line int64) result {
 }
 
 // reject builds a Rejected for rec, which may be partial or have the wrong fields.
-func (r *Reader) reject(rec []string, line int64, reason string) *Rejected {
+func (r *Reader) reject(rec []string, line int64, kind, reason string) *Rejected {
 	rej := &Rejected{
 		File:     r.name,
 		Line:     line,
 		Campaign: r.campaignOf(rec),
 		Reason:   reason,
+		Kind:     kind,
 		Raw:      r.feed.record(),
 	}
 	if i := r.cols[colID]; i >= 0 && i < len(rec) {

@@ -80,7 +80,7 @@ func TestRead(t *testing.T) {
 				{Line: 9, ID: "s6", Campaign: "spring, late", Recipient: "+381"},
 			},
 			Rejected: []Rejected{
-				{Line: 7, Campaign: "spring", Reason: "empty message ID", Raw: `"",spring,+1`},
+				{Line: 7, Campaign: "spring", Kind: KindEmptyID, Reason: "empty message ID", Raw: `"",spring,+1`},
 			},
 		},
 	}, {
@@ -96,7 +96,7 @@ func TestRead(t *testing.T) {
 				{Line: 9, ID: "s6", Campaign: "forced", Recipient: "+381"},
 			},
 			Rejected: []Rejected{
-				{Line: 7, Campaign: "forced", Reason: "empty message ID", Raw: `"",spring,+1`},
+				{Line: 7, Campaign: "forced", Kind: KindEmptyID, Reason: "empty message ID", Raw: `"",spring,+1`},
 			},
 		},
 	}, {
@@ -204,7 +204,7 @@ func TestRead(t *testing.T) {
 			},
 			Rejected: []Rejected{{
 				Line: 5, ID: "b4", Campaign: "bare", Raw: "b4,extra",
-				Reason: "2 fields, expected 1 (a list without header has one ID per line)",
+				Kind: KindFieldCount, Reason: "2 fields, expected 1 (a list without header has one ID per line)",
 			}},
 		},
 	}, {
@@ -235,8 +235,8 @@ func TestRead(t *testing.T) {
 				{Line: 5, ID: "f4", Campaign: "a"},
 			},
 			Rejected: []Rejected{
-				{Line: 3, ID: "f2", Campaign: "a", Reason: "3 fields, header has 2", Raw: "f2,a,extra"},
-				{Line: 4, ID: "f3", Campaign: "field_count", Reason: "1 field, header has 2", Raw: "f3"},
+				{Line: 3, ID: "f2", Campaign: "a", Kind: KindFieldCount, Reason: "3 fields, header has 2", Raw: "f2,a,extra"},
+				{Line: 4, ID: "f3", Campaign: "field_count", Kind: KindFieldCount, Reason: "1 field, header has 2", Raw: "f3"},
 			},
 		},
 	}, {
@@ -247,7 +247,7 @@ func TestRead(t *testing.T) {
 			Rows:    []Row{{Line: 2, ID: strings.Repeat("L", 256), Campaign: "long_id"}},
 			Rejected: []Rejected{{
 				Line: 3, ID: strings.Repeat("X", 300), Campaign: "long_id", Raw: strings.Repeat("X", 300),
-				Reason: "message ID is 300 bytes, longer than 256",
+				Kind: KindIDTooLong, Reason: "message ID is 300 bytes, longer than 256",
 			}},
 		},
 	}, {
@@ -258,10 +258,10 @@ func TestRead(t *testing.T) {
 			Columns: []string{"id", "campaign"},
 			Rows:    []Row{{Line: 6, ID: "ok", Campaign: "x"}},
 			Rejected: []Rejected{
-				{Line: 2, ID: `c\x07d`, Campaign: "x", Reason: "control character U+0007 in message ID", Raw: `c\x07d,x`},
-				{Line: 3, ID: `tab\x09here`, Campaign: "x", Reason: "control character U+0009 in message ID", Raw: "\"tab\there\",x"},
-				{Line: 4, ID: `new\x0aline`, Campaign: "x", Reason: "control character U+000A in message ID", Raw: "\"new\nline\",x"},
-				{Line: 7, ID: "zw\u200bsp", Campaign: "x", Reason: "invisible character U+200B in message ID", Raw: "zw\u200bsp,x"},
+				{Line: 2, ID: `c\x07d`, Campaign: "x", Kind: KindControlCharacter, Reason: "control character U+0007 in message ID", Raw: `c\x07d,x`},
+				{Line: 3, ID: `tab\x09here`, Campaign: "x", Kind: KindControlCharacter, Reason: "control character U+0009 in message ID", Raw: "\"tab\there\",x"},
+				{Line: 4, ID: `new\x0aline`, Campaign: "x", Kind: KindControlCharacter, Reason: "control character U+000A in message ID", Raw: "\"new\nline\",x"},
+				{Line: 7, ID: "zw\u200bsp", Campaign: "x", Kind: KindInvisibleCharacter, Reason: "invisible character U+200B in message ID", Raw: "zw\u200bsp,x"},
 			},
 		},
 	}, {
@@ -270,8 +270,8 @@ func TestRead(t *testing.T) {
 			Columns: []string{"id", "campaign"},
 			Rows:    []Row{{Line: 4, ID: "u3", Campaign: "ok"}},
 			Rejected: []Rejected{
-				{Line: 2, ID: "u1", Campaign: "invalid_utf8", Reason: `invalid UTF-8 in column "campaign"`, Raw: `u1,caf\xe9`},
-				{Line: 3, ID: `u\xff2`, Campaign: "x", Reason: `invalid UTF-8 in column "id"`, Raw: `u\xff2,x`},
+				{Line: 2, ID: "u1", Campaign: "invalid_utf8", Kind: KindInvalidUTF8, Reason: `invalid UTF-8 in column "campaign"`, Raw: `u1,caf\xe9`},
+				{Line: 3, ID: `u\xff2`, Campaign: "x", Kind: KindInvalidUTF8, Reason: `invalid UTF-8 in column "id"`, Raw: `u\xff2,x`},
 			},
 		},
 	}, {
@@ -284,8 +284,8 @@ func TestRead(t *testing.T) {
 				{Line: 5, ID: "bq4", Campaign: "x"},
 			},
 			Rejected: []Rejected{
-				{Line: 3, Campaign: "bare_quote", Reason: `bare " in non-quoted-field at column 3`, Raw: `bq"2,x`},
-				{Line: 4, Campaign: "bare_quote", Reason: `extraneous or missing " in quoted-field at column 5`, Raw: `"bq3"x,y`},
+				{Line: 3, Campaign: "bare_quote", Kind: KindCSVSyntax, Reason: `bare " in non-quoted-field at column 3`, Raw: `bq"2,x`},
+				{Line: 4, Campaign: "bare_quote", Kind: KindCSVSyntax, Reason: `extraneous or missing " in quoted-field at column 5`, Raw: `"bq3"x,y`},
 			},
 		},
 	}, {
@@ -315,7 +315,7 @@ func TestRead(t *testing.T) {
 				{Line: 4, ID: "a2", Campaign: "repeated_header"},
 			},
 			Rejected: []Rejected{
-				{Line: 3, ID: "messageId", Campaign: "repeated_header", Reason: "repeated header row", Raw: "messageId"},
+				{Line: 3, ID: "messageId", Campaign: "repeated_header", Kind: KindRepeatedHeader, Reason: "repeated header row", Raw: "messageId"},
 			},
 		},
 	}}

@@ -93,8 +93,10 @@ VALUES
 INSERT INTO rejected_rows (run_id, rejected_at, file, line, campaign, message_id, reason, raw)
 VALUES
     (1,    '2025-03-09 05:59:00+00', 'spring.csv', 12, 'spring', NULL,    'empty id',     ',380500000099'),
-    (1,    '2025-03-09 05:59:00+00', 'spring.csv', 13, 'spring', 'sp-01', 'duplicate id', 'sp-01,380500000001'),
+    (1,    '2025-03-09 05:59:00+00', 'spring.csv', 13, 'spring', 'sp-01', 'duplicate of spring.csv:2', 'sp-01,380500000001'),
+    (1,    '2025-03-09 05:59:00+00', 'spring.csv', 14, 'spring', 'sp-02', 'duplicate of spring.csv:3', 'sp-02,380500000002'),
     (2,    '2025-03-10 09:59:00+00', 'quiet.csv',   4, 'quiet',  NULL,    'empty id',     ','),
+    (2,    '2025-03-10 09:59:00+00', 'quiet.csv',   5, 'quiet',  'sp-03', 'already in campaign spring', 'sp-03'),
     (NULL, '2025-03-10 09:59:00+00', 'orphan.csv',  2, NULL,     NULL,    'no campaign',  'x');
 
 -- What the fetch writer maintains beside status_checks: the latest answer per message.
