@@ -39,7 +39,12 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, msg_id, sms_id, message_uuid, uuid or id)"},
 		&cli.StringFlag{Name: "campaign-column", Usage: "campaign column `NAME` (default: campaign)"},
 		&cli.StringFlag{Name: "delimiter", Usage: `field separator: ",", ";", "\t" or "tab" (default: detected)`},
-		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
+		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status), due (those the schedule says are due) or all", Value: string(ingest.RefreshPending)},
+		&cli.BoolFlag{Name: "watch", Usage: "after the first pass, keep asking as messages fall due, until every message is final (or given up) or --max-wait"},
+		&cli.DurationFlag{Name: "max-wait", Usage: "--watch: stop this long after the start, messages still pending or not", Value: ingest.DefaultMaxWait},
+		&cli.DurationFlag{Name: "min-interval", Usage: "schedule: never ask a message again sooner (at least 1s)", Value: ingest.DefaultMinInterval},
+		&cli.DurationFlag{Name: "max-interval", Usage: "schedule: never wait longer between two asks of a message", Value: ingest.DefaultMaxInterval},
+		&cli.DurationFlag{Name: "give-up-after", Usage: "schedule: stop asking a message this long after it was sent", Value: ingest.DefaultGiveUpAfter},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 	}
@@ -49,8 +54,13 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
 		ArgsUsage: "FILE... (CSV, .csv.gz, a glob, or - for stdin)",
-		Description: "Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
-			"retries; 1 fatal error; 2 bad usage; 130/143 interrupted (after flushing what was fetched).",
+		Description: "A message without a final status is asked again once now - last check >=\n" +
+			"clamp(age/4, --min-interval, --max-interval), age counted from its sent time (else from when it\n" +
+			"was first loaded), and not at all once older than --give-up-after. --refresh due asks only the\n" +
+			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n\n" +
+			"Exit status: 0 every message has an answer (a --watch: also when it stops at --max-wait);\n" +
+			"3 some messages still failed after their retries; 1 fatal error; 2 bad usage; 130/143\n" +
+			"interrupted (after flushing what was fetched).",
 		Flags:  flags,
 		Action: action(e, newFetchOptions, runF),
 	})
@@ -92,6 +102,16 @@ func newFetchOptions(c *cli.Context, _ *env) (*fetchOptions, error) {
 		Timeout:     c.Duration("timeout"),
 		Retries:     c.Int("retries"),
 		Refresh:     ingest.Refresh(c.String("refresh")),
+		Watch:       c.Bool("watch"),
+		MaxWait:     c.Duration("max-wait"),
+		Schedule: ingest.Schedule{
+			MinInterval: c.Duration("min-interval"),
+			MaxInterval: c.Duration("max-interval"),
+			GiveUpAfter: c.Duration("give-up-after"),
+		},
+	}
+	if err := checkScheduleFlags(c, cfg); err != nil {
+		return nil, err
 	}
 	cfg.Client, err = smsbat.NewClient(apiURL, o.auth, smsbat.NewHTTPClient(cfg.Timeout, cfg.Concurrency))
 	if err != nil {
@@ -113,14 +133,39 @@ func newFetchOptions(c *cli.Context, _ *env) (*fetchOptions, error) {
 	return o, nil
 }
 
+// checkScheduleFlags refuses the flags of the schedule where nothing would use them: a
+// flag that is silently ignored lets an operator believe a cron job waits or paces itself
+// when it does not.
+func checkScheduleFlags(c *cli.Context, cfg ingest.Config) error {
+	if cfg.Watch {
+		return nil
+	}
+	if c.IsSet("max-wait") {
+		return usagef("--max-wait bounds a --watch; give --watch too")
+	}
+	if cfg.Refresh == ingest.RefreshDue {
+		return nil
+	}
+	for _, name := range []string{"min-interval", "max-interval", "give-up-after"} {
+		if c.IsSet(name) {
+			return usagef("--%s is the schedule of --refresh due and --watch; give one of them too", name)
+		}
+	}
+	return nil
+}
+
 // fetchFlags names the flag that sets each field of ingest.Config that comes from one.
 var fetchFlags = map[string]string{
-	"Concurrency": "--concurrency",
-	"Rate":        "--rate",
-	"Burst":       "--burst",
-	"Timeout":     "--timeout",
-	"Retries":     "--retries",
-	"Refresh":     "--refresh",
+	"Concurrency":          "--concurrency",
+	"Rate":                 "--rate",
+	"Burst":                "--burst",
+	"Timeout":              "--timeout",
+	"Retries":              "--retries",
+	"Refresh":              "--refresh",
+	"MaxWait":              "--max-wait",
+	"Schedule.MinInterval": "--min-interval",
+	"Schedule.MaxInterval": "--max-interval",
+	"Schedule.GiveUpAfter": "--give-up-after",
 }
 
 // fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
@@ -162,9 +207,18 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return err
 	}
 	defer db.Close()
-	log.Info("fetch starting", "db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
-		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
+	attrs := []any{"db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
+		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate, "refresh", string(cfg.Refresh)}
+	if cfg.Watch {
+		attrs = append(attrs, "watch", true, "max_wait", cfg.MaxWait)
+	}
+	if cfg.Watch || cfg.Refresh == ingest.RefreshDue {
+		attrs = append(attrs, "min_interval", cfg.Schedule.MinInterval,
+			"max_interval", cfg.Schedule.MaxInterval, "give_up_after", cfg.Schedule.GiveUpAfter)
+	}
+	log.Info("fetch starting", attrs...)
 	sum, err := job.Run(ctx, db)
+	endProgress(cfg.Progress)
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 	}
@@ -174,8 +228,8 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	if err != nil {
 		return o.db.memoryHint(err)
 	}
-	if sum.Failed > 0 {
-		return &partialError{failed: sum.Failed}
+	if sum.Failing > 0 {
+		return &partialError{failed: sum.Failing}
 	}
 	return nil
 }

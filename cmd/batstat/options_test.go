@@ -91,7 +91,7 @@ func TestFetchOptionsRefuse(t *testing.T) {
 		{[]string{"fetch", "--api-key", "k", "--rate", "-0.5", "a.csv"}, 2, []string{"--rate -0.5: must be 0 (unlimited) or more"}},
 		{[]string{"fetch", "--api-key", "k", "--burst", "-1", "a.csv"}, 2, []string{"--burst -1: must not be negative"}},
 		{[]string{"fetch", "--api-key", "k", "--timeout", "0s", "a.csv"}, 2, []string{"--timeout 0s: must be positive"}},
-		{[]string{"fetch", "--api-key", "k", "--refresh", "", "a.csv"}, 2, []string{`--refresh "": want pending or all`}},
+		{[]string{"fetch", "--api-key", "k", "--refresh", "", "a.csv"}, 2, []string{`--refresh "": want pending, due or all`}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "ftp://x", "a.csv"}, 2, []string{"ftp://x"}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "http://u:p@127.0.0.1", "a.csv"}, 2, []string{"--api-url"}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "http://api.example.com", "a.csv"}, 2, []string{"https"}},
@@ -101,6 +101,43 @@ func TestFetchOptionsRefuse(t *testing.T) {
 		// Not usage: the input or the key file cannot be read.
 		{[]string{"fetch", "--api-key", "k", filepath.Join(dir, "none-*.csv")}, 1, []string{"no files match"}},
 		{[]string{"fetch", "--api-key-file", filepath.Join(dir, "key"), "a.csv"}, 1, []string{"api key file"}},
+	})
+}
+
+func TestFetchOptionsSchedule(t *testing.T) {
+	o, err := parse(t, fetchCommand, "", "fetch", "--api-key", "k", "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.config; c.Watch || c.MaxWait != 24*time.Hour || c.Schedule != ingest.DefaultSchedule() {
+		t.Errorf("fetch: watch %v, max wait %v, schedule %+v; want no watch, 24h and the default schedule", c.Watch, c.MaxWait, c.Schedule)
+	}
+	o, err = parse(t, fetchCommand, "", "fetch", "--api-key", "k", "--watch", "--max-wait", "2h",
+		"--min-interval", "10s", "--max-interval", "30m", "--give-up-after", "48h", "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ingest.Schedule{MinInterval: 10 * time.Second, MaxInterval: 30 * time.Minute, GiveUpAfter: 48 * time.Hour}
+	if c := o.config; !c.Watch || c.MaxWait != 2*time.Hour || c.Schedule != want || c.Refresh != ingest.RefreshPending {
+		t.Errorf("fetch --watch: watch %v, max wait %v, schedule %+v, refresh %s; want the flags' values", c.Watch, c.MaxWait, c.Schedule, c.Refresh)
+	}
+	if o, err := parse(t, fetchCommand, "", "fetch", "--api-key", "k", "--refresh", "due", "--give-up-after", "1h", "a.csv"); err != nil ||
+		o.config.Refresh != ingest.RefreshDue || o.config.Schedule.GiveUpAfter != time.Hour {
+		t.Errorf("fetch --refresh due --give-up-after 1h = %+v, %v", o.config, err)
+	}
+	api := []string{"fetch", "--api-key", "k"}
+	checkUsage(t, fetchCommand, []usageCase{
+		{append(api, "--watch", "--min-interval", "999ms", "a.csv"), 2, []string{"--min-interval 999ms: must be at least 1s"}},
+		{append(api, "--refresh", "due", "--min-interval", "0s", "a.csv"), 2, []string{"--min-interval 0s"}},
+		{append(api, "--watch", "--min-interval", "2m", "--max-interval", "1m", "a.csv"), 2, []string{"--max-interval 1m0s: must be at least the minimum interval (2m0s)"}},
+		{append(api, "--watch", "--give-up-after", "0s", "a.csv"), 2, []string{"--give-up-after 0s: must be positive"}},
+		{append(api, "--watch", "--max-wait", "-1s", "a.csv"), 2, []string{"--max-wait -1s: must be positive"}},
+		{append(api, "--refresh", "soon", "a.csv"), 2, []string{`--refresh "soon": want pending, due or all`}},
+		// The schedule's flags where nothing would use them.
+		{append(api, "--max-wait", "1h", "a.csv"), 2, []string{"--max-wait", "--watch"}},
+		{append(api, "--refresh", "due", "--max-wait", "1h", "a.csv"), 2, []string{"--max-wait", "--watch"}},
+		{append(api, "--min-interval", "10s", "a.csv"), 2, []string{"--min-interval", "--refresh due", "--watch"}},
+		{append(api, "--refresh", "all", "--give-up-after", "1h", "a.csv"), 2, []string{"--give-up-after"}},
 	})
 }
 
