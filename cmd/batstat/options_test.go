@@ -150,9 +150,12 @@ func TestReportOptions(t *testing.T) {
 	for _, d := range o.selected {
 		names = append(names, d.Name)
 	}
-	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
+	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), GiveUpAfter: 72 * time.Hour}
 	if diff := cmp.Diff(want, o.filter); diff != "" || o.out.format != report.FormatCSV || !cmp.Equal(names, report.DefaultNames()) {
 		t.Errorf("report options: reports %v, format %q, filter (-want +got):\n%s", names, o.out.format, diff)
+	}
+	if o, err := parse(t, reportCommand, "", "report", "--give-up-after", "24h", "settlement"); err != nil || o.filter.GiveUpAfter != 24*time.Hour {
+		t.Errorf("report --give-up-after 24h = %+v, %v; want 24h in the filter", o.filter, err)
 	}
 	// --list uses none of the other flags.
 	if o, err := parse(t, reportCommand, "", "report", "--list", "--format", "xml", "nosuch"); err != nil || !o.list {
@@ -162,6 +165,7 @@ func TestReportOptions(t *testing.T) {
 		{[]string{"report", "nosuch"}, 2, []string{"nosuch"}},
 		{[]string{"report", "--format", "xml"}, 2, []string{"--format", "xml"}},
 		{[]string{"report", "--since", "yesterday"}, 2, []string{"--since", "yesterday"}},
+		{[]string{"report", "--give-up-after", "0s", "settlement"}, 2, []string{"--give-up-after 0s: must be positive"}},
 		{[]string{"report", "--queries-dir", filepath.Join(t.TempDir(), "none")}, 1, nil},
 	})
 }

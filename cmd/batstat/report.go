@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/store"
 )
@@ -31,6 +32,7 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		&cli.StringSliceFlag{Name: "campaign", Usage: "only this campaign (repeatable)"},
 		&cli.StringFlag{Name: "since", Usage: "only messages sent (or first loaded) at or after `TIME` (RFC 3339 or YYYY-MM-DD)"},
 		&cli.StringFlag{Name: "until", Usage: "only messages sent (or first loaded) before `TIME`"},
+		&cli.DurationFlag{Name: "give-up-after", Usage: "stuck, settlement: count a message without a final status as given up this long after it was sent (as fetch's schedule)", Value: ingest.DefaultGiveUpAfter},
 		&cli.BoolFlag{Name: "list", Usage: "list the reports with a one-line description"},
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
 	}
@@ -73,6 +75,9 @@ func newReportOptions(c *cli.Context, _ *env) (*reportOptions, error) {
 	}
 	if o.filter.Until, err = parseTime("until", c.String("until")); err != nil {
 		return nil, err
+	}
+	if o.filter.GiveUpAfter = c.Duration("give-up-after"); o.filter.GiveUpAfter <= 0 {
+		return nil, usagef("--give-up-after %v: must be positive", o.filter.GiveUpAfter)
 	}
 	names := c.Args().Slice()
 	if len(names) == 0 {
