@@ -107,10 +107,17 @@ func (s *session) watch(ctx context.Context) error {
 		if !s.cfg.Watch || t.unsettled == t.givenUp {
 			return nil
 		}
+		// Messages that fall due less than MinMinInterval after the last pass started wait
+		// for the next pass together: a look reads every unsettled message of the input, so
+		// one look per message falling due would cost the square of a large campaign.
+		wake := t.next
+		if soonest := s.lastPass.Add(MinMinInterval); wake.Before(soonest) {
+			wake = soonest
+		}
 		waiting(s.cfg, WatchStatus{Settled: s.toAsk - t.unsettled, Pending: t.unsettled - t.givenUp,
-			GivenUp: t.givenUp, Next: t.next})
+			GivenUp: t.givenUp, Next: wake})
 		// ctx carries the watch's deadline: sleeping past it ends the watch.
-		if err := sleep(ctx, time.Until(t.next)); err != nil {
+		if err := sleep(ctx, time.Until(wake)); err != nil {
 			return err
 		}
 	}

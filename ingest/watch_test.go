@@ -3,8 +3,11 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -84,17 +87,29 @@ func requestTimes(h *smsbattest.Handler) map[string][]time.Time {
 
 // A watch on a campaign that settles on the clock: every final status is stored within
 // one schedule interval of appearing (the interval from the check before it, which the
-// watch does not overshoot), plus the writer's flush; no message is asked twice within
-// --min-interval; the watch ends by itself once every message is final, in one run.
+// watch overshoots by the spacing of passes at most), plus the writer's flush; no message
+// is asked twice within --min-interval; the watch ends by itself once every message is
+// final, in one run. The input's sent times differ by fractions of a second, so that the
+// messages' schedules do not fall due together.
 func TestWatchStoresFinalStatusesWithinOneInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		opts := smsbattest.Options{Seed: 3, KeepLog: true, Settle: longTail(0)}
 		f := newBubbleFixture(t, opts, 300)
+		start := time.Now()
+		sent := map[string]time.Time{}
+		var csv strings.Builder
+		csv.WriteString("message_id,sent_at\n")
+		for i, id := range f.ids {
+			sent[id] = start.Add(-time.Duration(i%50) * 137 * time.Millisecond)
+			fmt.Fprintf(&csv, "%s,%s\n", id, sent[id].Format(time.RFC3339Nano))
+		}
+		if err := os.WriteFile(f.input, []byte(csv.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		cfg := f.config(t)
 		cfg.Watch = true
 		cfg.Schedule = ingest.DefaultSchedule()
-		start := time.Now()
-		const step = 100 * time.Millisecond
+		const step = 250 * time.Millisecond
 		obs := observe(t, f.db, step)
 		sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 		stored := obs.close()
@@ -125,13 +140,14 @@ func TestWatchStoresFinalStatusesWithinOneInterval(t *testing.T) {
 			}
 			bound := time.Duration(0) // final at the first ask
 			if i > 0 {
-				next := cfg.Schedule.Next(start, times[i-1])
-				// The database keeps microseconds: the watch reads each ask as made up to
-				// 1 µs later than it was, never sooner.
-				if times[i].After(next.Add(2 * time.Microsecond)) {
-					t.Errorf("%s asked at %v, after the schedule's %v (asks at %v)", id, times[i].Sub(start), next.Sub(start), since(start, times))
+				// Passes start a second apart at least: a message due within a second of
+				// the last pass waits for the next. And the database keeps microseconds:
+				// the watch reads each ask as made up to 1 µs later than it was.
+				next := cfg.Schedule.Next(sent[id], times[i-1])
+				if late := times[i].Sub(next); late > ingest.MinMinInterval+2*time.Microsecond {
+					t.Errorf("%s asked at %v, %v after the schedule's %v (asks at %v)", id, times[i].Sub(start), late, next.Sub(start), since(start, times))
 				}
-				bound = next.Sub(times[i-1])
+				bound = next.Sub(times[i-1]) + ingest.MinMinInterval
 			}
 			bound += time.Second + step // the writer's flush, the observer's step
 			if got, ok := stored[id]; !ok || got.Sub(e.SettleAt) > bound {
