@@ -21,8 +21,8 @@
 --                          fetch's); NULL = no message is given up
 WITH pending AS (
     SELECT message_id, campaign, deliverystatus,
-           coalesce($as_of::TIMESTAMPTZ, now()) - message_time(sent_at, first_loaded_at)
-               > $give_up_after::INTERVAL AS given_up
+           message_time(sent_at, first_loaded_at)
+               < coalesce($as_of::TIMESTAMPTZ, now()) - $give_up_after::INTERVAL AS given_up
     FROM message_status
     WHERE deliverystatus IN ('scheduled', 'processing')
       AND in_campaigns(campaign, $campaigns)
