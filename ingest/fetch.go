@@ -30,7 +30,7 @@ func (e *AuthError) Unwrap() error { return e.Err }
 
 // counters are updated by workers and read by progress reporting and the writer.
 type counters struct {
-	asked       atomic.Int64 // messages set out to ask, over every pass (runs.requested)
+	requested   atomic.Int64 // messages set out to ask, over every pass (runs.requested)
 	requests    atomic.Int64 // HTTP attempts made
 	done        atomic.Int64 // messages finished (answered or failed), not necessarily stored
 	errored     atomic.Int64 // messages finished as failures

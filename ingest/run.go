@@ -179,7 +179,7 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 	stats.mu.Lock()
 	sum.Answered, sum.NotFound, sum.Failed = stats.answered, stats.notFound, stats.failed
 	stats.mu.Unlock()
-	sum.Requested = stats.asked.Load()
+	sum.Requested = stats.requested.Load()
 	sum.Retries, sum.RateLimited, sum.Requests = s2.Retries, s2.RateLimited, s2.Requests
 	if !sum.Scheduled {
 		sum.Failing = sum.Failed

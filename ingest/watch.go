@@ -38,7 +38,7 @@ var errMaxWait = errors.New("reached the watch's maximum wait")
 // the input is due, asks the due ones, and so on (see Config.Watch).
 func (s *session) run(ctx context.Context) error {
 	if !s.cfg.Watch && s.cfg.Refresh != RefreshDue {
-		s.stats.asked.Add(s.toAsk)
+		s.stats.requested.Add(s.toAsk)
 		return s.pass(ctx, s.toAsk, func(ctx context.Context, out chan<- todoItem) error {
 			return streamTodo(ctx, s.conn, out)
 		})
@@ -52,7 +52,7 @@ func (s *session) run(ctx context.Context) error {
 		defer cancel()
 	}
 	if s.cfg.Refresh != RefreshDue {
-		s.stats.asked.Add(s.toAsk)
+		s.stats.requested.Add(s.toAsk)
 		if err := s.passAndSync(wctx, s.toAsk, func(ctx context.Context, out chan<- todoItem) error {
 			return streamTodo(ctx, s.conn, out)
 		}); err != nil {
@@ -93,7 +93,7 @@ func (s *session) watch(ctx context.Context) error {
 				}
 				continue
 			}
-			s.stats.asked.Add(t.due)
+			s.stats.requested.Add(t.due)
 			if err := s.passAndSync(ctx, t.due, func(ctx context.Context, out chan<- todoItem) error {
 				_, err := s.scan(ctx, now, out)
 				return err
@@ -148,7 +148,7 @@ func (s *session) end(ctx context.Context, err error) error {
 			msg = "watch finished: the messages still without a final status were given up"
 		}
 		s.cfg.Logger.Info(msg, "pending", t.unsettled-t.givenUp, "given_up", t.givenUp,
-			"passes", s.sum.Passes, "max_wait", s.cfg.MaxWait, "give_up_after", s.cfg.Schedule.GiveUpAfter)
+			"passes", s.sum.Passes, "max_wait_s", s.cfg.MaxWait.Seconds(), "give_up_after_s", s.cfg.Schedule.GiveUpAfter.Seconds())
 	}
 	return nil
 }

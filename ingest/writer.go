@@ -221,7 +221,7 @@ func (w *writer) stage(b *store.Batch, o *outcome) error {
 // and counts what it stored.
 func (w *writer) commit(ctx context.Context, b *store.Batch) error {
 	s := w.stats.snapshot()
-	n, err := b.Commit(ctx, store.RunTotals{Requested: w.stats.asked.Load(), Retries: s.Retries, RateLimited: s.RateLimited})
+	n, err := b.Commit(ctx, store.RunTotals{Requested: w.stats.requested.Load(), Retries: s.Retries, RateLimited: s.RateLimited})
 	w.stats.stored(n.Answered, n.NotFound, n.Failed)
 	return err
 }

@@ -5,7 +5,9 @@
 -- undeliverable, permanenterror); it settled at the checked_at of its first one, the moment
 -- batstat first learned it (for a pushed status, the provider's timestamp). Its settle time
 -- counts from when it was sent: its sent_at when that parses as a timestamp, else when
--- batstat first loaded it (message_time). Every message is in exactly one of:
+-- batstat first loaded it (message_time); a first terminal check before that (clocks
+-- apart) counts as 0. It is an upper bound: the status may have become final any time
+-- since the check before. Every message is in exactly one of:
 --   settled       has a terminal answer
 --   pending       has none, and is younger than $give_up_after at $as_of
 --   given_up      has none, and is older: fetch's schedule no longer asks it
@@ -53,7 +55,9 @@ settle AS (
         -- Differences of epochs, not of TIMESTAMPTZ values, whose calendar arithmetic (ICU)
         -- costs a hundred times more per row.
         m.sent < coalesce($as_of::TIMESTAMPTZ, now()) - $give_up_after::INTERVAL AS too_old,
-        epoch(c.settled_at) - epoch(m.sent) AS settle_s,
+        -- A first terminal check before the sent time (clocks apart) counts as 0; greatest
+        -- skips NULLs, so the unsettled are kept out by hand.
+        CASE WHEN c.settled_at IS NOT NULL THEN greatest(epoch(c.settled_at) - epoch(m.sent), 0) END AS settle_s,
         coalesce(c.polls, 0) AS polls
     FROM msgs m
     LEFT JOIN checks c USING (message_id)

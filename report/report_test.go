@@ -395,8 +395,8 @@ func mustDefs(t *testing.T) []report.Def {
 
 // The settlement report's times on messages that settle at different moments: the first
 // terminal answer counts (not a later one), an unparseable sent time falls back to the
-// load time, and a message without a terminal answer is pending until it is older than
-// the give-up age, then given up.
+// load time, one before the sent time counts as 0, and a message without a terminal
+// answer is pending until it is older than the give-up age, then given up.
 func TestSettlementTimes(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.duckdb"), store.Options{})
@@ -404,7 +404,8 @@ func TestSettlementTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	// Sent 10:00:00 but t-5 (sent_at not a timestamp) and t-7 (none): loaded 10:00:30.
+	// Sent 10:00:00 but t-8 (10:01:00), t-5 (sent_at not a timestamp) and t-7 (none):
+	// loaded 10:00:30.
 	if _, err := db.ExecContext(ctx, `
 		INSERT INTO messages (message_id, campaign, first_loaded_at, sent_at) VALUES
 		    ('t-1', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
@@ -413,7 +414,8 @@ func TestSettlementTimes(t *testing.T) {
 		    ('t-4', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
 		    ('t-5', 'tail', '2025-03-10 10:00:30+00', 'soon'),
 		    ('t-6', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
-		    ('t-7', 'tail', '2025-03-10 10:00:30+00', NULL);
+		    ('t-7', 'tail', '2025-03-10 10:00:30+00', NULL),
+		    ('t-8', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:01:00+00');
 		INSERT INTO status_checks (message_id, run_id, checked_at, http_status, deliverystatus, attempts) VALUES
 		    ('t-1', 1, '2025-03-10 10:00:01+00', 200, 'delivered', 1),
 		    ('t-2', 1, '2025-03-10 10:00:01+00', 200, 'processing', 1),
@@ -425,7 +427,8 @@ func TestSettlementTimes(t *testing.T) {
 		    ('t-4', 1, '2025-03-10 10:00:04+00', 200, 'permanenterror', 1),
 		    ('t-5', 1, '2025-03-10 10:00:40+00', 200, 'delivered', 1),
 		    ('t-6', 1, '2025-03-10 10:00:05+00', 200, 'processing', 1),
-		    ('t-6', 1, '2025-03-10 10:00:30+00', 200, 'processing', 1);
+		    ('t-6', 1, '2025-03-10 10:00:30+00', 200, 'processing', 1),
+		    ('t-8', 1, '2025-03-10 10:00:50+00', 200, 'delivered', 1);
 		INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks
 		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC) = 1`); err != nil {
 		t.Fatal(err)
@@ -435,13 +438,14 @@ func TestSettlementTimes(t *testing.T) {
 		giveUpAfter time.Duration
 		want        []string
 	}{
-		// Settle times 1, 2, 3 (not 300: the first terminal answer), 4, 10 (from the load
-		// time) s. quantile_cont at q is the value at rank q×4 of the sorted five,
-		// interpolated: p50 rank 2 = 3; p90 rank 3.6 = 4 + 0.6×6 = 7.6; p99 rank 3.96 =
-		// 4 + 0.96×6 = 9.76. 11 checks over 7 messages = 1.571. At 12:00 t-6 is 2 h old
-		// (given up after 1h59m45s), t-7 1h59m30s (pending).
-		{time.Hour + 59*time.Minute + 45*time.Second, []string{"tail", "7", "5", "1", "1", "3", "7.6", "9.76", "10", "1.571"}},
-		{0, []string{"tail", "7", "5", "2", "0", "3", "7.6", "9.76", "10", "1.571"}},
+		// Settle times 0 (t-8, final 10 s before its sent time: clocks apart), 1, 2, 3 (not
+		// 300: the first terminal answer), 4, 10 (from the load time) s. quantile_cont at q
+		// is the value at rank q×5 of the sorted six, interpolated: p50 rank 2.5 = 2.5; p90
+		// rank 4.5 = 4 + 0.5×6 = 7; p99 rank 4.95 = 4 + 0.95×6 = 9.7. 12 checks over 8
+		// messages = 1.5. At 12:00 t-6 is 2 h old (given up after 1h59m45s), t-7 1h59m30s
+		// (pending).
+		{time.Hour + 59*time.Minute + 45*time.Second, []string{"tail", "8", "6", "1", "1", "2.5", "7", "9.7", "10", "1.5"}},
+		{0, []string{"tail", "8", "6", "2", "0", "2.5", "7", "9.7", "10", "1.5"}},
 	}
 	for _, tt := range tests {
 		res := run(t, db.DB, "settlement", report.Filter{AsOf: asOf, GiveUpAfter: tt.giveUpAfter})

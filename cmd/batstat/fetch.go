@@ -210,11 +210,12 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	attrs := []any{"db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
 		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate, "refresh", string(cfg.Refresh)}
 	if cfg.Watch {
-		attrs = append(attrs, "watch", true, "max_wait", cfg.MaxWait)
+		attrs = append(attrs, "watch", true, "max_wait_s", cfg.MaxWait.Seconds())
 	}
 	if cfg.Watch || cfg.Refresh == ingest.RefreshDue {
-		attrs = append(attrs, "min_interval", cfg.Schedule.MinInterval,
-			"max_interval", cfg.Schedule.MaxInterval, "give_up_after", cfg.Schedule.GiveUpAfter)
+		// Durations in seconds: JSON logs get numbers, not nanoseconds.
+		attrs = append(attrs, "min_interval_s", cfg.Schedule.MinInterval.Seconds(),
+			"max_interval_s", cfg.Schedule.MaxInterval.Seconds(), "give_up_after_s", cfg.Schedule.GiveUpAfter.Seconds())
 	}
 	log.Info("fetch starting", attrs...)
 	sum, err := job.Run(ctx, db)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -106,7 +107,7 @@ func (p *logProgress) Waiting(st ingest.WatchStatus) {
 	}
 	p.lastWaiting = now
 	p.log.Info("fetch watching", "settled", st.Settled, "pending", st.Pending, "given_up", st.GivenUp,
-		"next_check", st.Next.Format(time.RFC3339), "next_in", st.Next.Sub(now).Round(time.Second))
+		"next_check", st.Next.Format(time.RFC3339), "next_in_s", math.Round(st.Next.Sub(now).Seconds()))
 }
 
 func (p *logProgress) Start(total int64, counts func() ingest.Counts) {

@@ -121,7 +121,7 @@ func TestLogProgressWaiting(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &m); err != nil {
 				t.Fatalf("log line %q: %v", line, err)
 			}
-			if m["msg"] != "fetch watching" || m["pending"] != 100-m["settled"].(float64) || m["given_up"] != 1.0 || m["next_in"] != float64(5*time.Second) {
+			if m["msg"] != "fetch watching" || m["pending"] != 100-m["settled"].(float64) || m["given_up"] != 1.0 || m["next_in_s"] != 5.0 {
 				t.Errorf("log line %v, want fetch watching with the figures", m)
 			}
 			settled = append(settled, m["settled"].(float64))
