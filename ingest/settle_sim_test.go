@@ -61,10 +61,12 @@ type simResult struct {
 	messages, calls    int64
 	runs, passes       int
 	finalAtOnce, never int
-	settled, unlearned int     // messages final within the hour; of those, not stored in it
-	meanStale          float64 // seconds from final at the fake to stored, over the settled
-	p50, p90, maxStale float64
-	elapsed            time.Duration // real time the simulation took
+	// calls per message of those final at once, those that settle later, and those never
+	onceCalls, laterCalls, neverCalls float64
+	settled, unlearned                int     // messages final within the hour; of those, not stored in it
+	meanStale                         float64 // seconds from final at the fake to stored, over the settled
+	p50, p90, maxStale                float64
+	elapsed                           time.Duration // real time the simulation took
 }
 
 func TestSettleSimulation(t *testing.T) {
@@ -118,6 +120,8 @@ func TestSettleSimulation(t *testing.T) {
 	for _, r := range results {
 		report("settle-sim: %-62s %9.2f %8.2f %8.2f %8.2f %8.2f %6d %7d %9s", r.name,
 			float64(r.calls)/float64(r.messages), r.meanStale, r.p50, r.p90, r.maxStale, r.runs, r.passes, r.elapsed.Round(time.Second))
+		report("settle-sim:   calls per message final at once %.2f, settling later %.2f, never final %.2f",
+			r.onceCalls, r.laterCalls, r.neverCalls)
 		if r.unlearned > 0 {
 			report("settle-sim: %s: %d messages final within the hour not stored in it", r.name, r.unlearned)
 		}
@@ -171,14 +175,21 @@ func simulate(t *testing.T, st simStrategy, n int, hour time.Duration) simResult
 	}
 	rows.Close()
 	var stale []float64
+	var later int
 	for _, id := range f.ids {
 		e := f.api.Expected(id)
+		calls := float64(f.api.CountFor(id))
 		switch {
 		case e.Stuck:
 			r.never++
+			r.neverCalls += calls
 			continue
 		case e.SettleAt.Equal(start):
 			r.finalAtOnce++
+			r.onceCalls += calls
+		default:
+			later++
+			r.laterCalls += calls
 		}
 		if !e.SettleAt.Before(start.Add(hour)) {
 			continue
@@ -191,6 +202,9 @@ func simulate(t *testing.T, st simStrategy, n int, hour time.Duration) simResult
 		}
 		stale = append(stale, at.Sub(e.SettleAt).Seconds())
 	}
+	r.onceCalls /= float64(max(r.finalAtOnce, 1))
+	r.laterCalls /= float64(max(later, 1))
+	r.neverCalls /= float64(max(r.never, 1))
 	slices.Sort(stale)
 	var sum float64
 	for _, s := range stale {

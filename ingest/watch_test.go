@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -396,4 +397,40 @@ func TestWatchInterruptedKeepsAnswers(t *testing.T) {
 			})
 		})
 	}
+}
+
+// --refresh pending is as it was: it asks every message of the input without a terminal
+// status, once, whatever the schedule would say (here, two seconds after the last ask,
+// none is due).
+func TestRefreshPendingIgnoresTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := smsbattest.Options{Seed: 9, KeepLog: true, Settle: longTail(0.1)}
+		f := newBubbleFixture(t, opts, 200)
+		cfg := f.config(t)
+		if _, err := ingest.Fetch(context.Background(), f.db, cfg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		pending := map[string]bool{}
+		for id, st := range latest(t, f.db) {
+			if !smsbat.IsTerminal(st) {
+				pending[id] = true
+			}
+		}
+		before := len(f.api.Requests())
+		sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked := map[string]bool{}
+		for _, r := range f.api.Requests()[before:] {
+			if asked[r.ID] {
+				t.Errorf("%s asked twice", r.ID)
+			}
+			asked[r.ID] = true
+		}
+		if len(pending) == 0 || !maps.Equal(asked, pending) || sum.Requested != int64(len(pending)) || sum.Scheduled {
+			t.Errorf("--refresh pending asked %d messages (summary %+v), want exactly the %d pending", len(asked), sum, len(pending))
+		}
+	})
 }
