@@ -25,6 +25,9 @@ const (
 	// RefreshPending asks about messages without a terminal status (the default): terminal
 	// statuses never change, so asking again only spends the rate limit.
 	RefreshPending Refresh = "pending"
+	// RefreshDue asks about the messages without a terminal status that the Schedule says
+	// are due, and not those older than its GiveUpAfter.
+	RefreshDue Refresh = "due"
 	// RefreshAll asks about every message of the input.
 	RefreshAll Refresh = "all"
 )
@@ -52,6 +55,17 @@ type Config struct {
 	Retries     int           // further attempts per message after the first
 	Refresh     Refresh       // "" = RefreshPending
 
+	// Schedule says when a message is asked again: under RefreshDue, and in the passes of a
+	// Watch after the first. Zero fields get the defaults (DefaultSchedule).
+	Schedule Schedule
+	// Watch keeps the run going after its first pass: it sleeps until the next message of
+	// the input is due by the Schedule, asks the due ones, and so on, until no message of
+	// the input is left without a terminal status (but those given up), or MaxWait has
+	// passed since the run started, or ctx ends.
+	Watch bool
+	// MaxWait bounds a Watch (default DefaultMaxWait).
+	MaxWait time.Duration
+
 	// MaxRetryAfter caps how long a Retry-After can make the run wait (default 5 min): a
 	// server once asked a client for 484,289 hours.
 	MaxRetryAfter time.Duration
@@ -76,6 +90,9 @@ type Config struct {
 
 // DefaultTimeout is the per-request timeout of a Config whose Timeout is zero.
 const DefaultTimeout = 10 * time.Second
+
+// DefaultMaxWait is how long a Watch goes on at most when Config.MaxWait is zero.
+const DefaultMaxWait = 24 * time.Hour
 
 // ConfigError is a field of a Config that a fetch cannot run with. Validate returns one for
 // each such field, so that a caller can name its own flag or setting for the field.
@@ -126,8 +143,23 @@ func (c *Config) Validate() error {
 	if c.Retries < 0 {
 		bad("Retries", strconv.Itoa(c.Retries), "must not be negative")
 	}
-	if c.Refresh != RefreshPending && c.Refresh != RefreshAll {
-		bad("Refresh", strconv.Quote(string(c.Refresh)), "want pending or all")
+	switch c.Refresh {
+	case RefreshPending, RefreshDue, RefreshAll:
+	default:
+		bad("Refresh", strconv.Quote(string(c.Refresh)), "want pending, due or all")
+	}
+	s := &c.Schedule
+	if s.MinInterval < MinMinInterval {
+		bad("Schedule.MinInterval", s.MinInterval.String(), "must be at least "+MinMinInterval.String()+" (the API asks for no more than one request per message a second)")
+	}
+	if s.MaxInterval < s.MinInterval {
+		bad("Schedule.MaxInterval", s.MaxInterval.String(), "must be at least the minimum interval ("+s.MinInterval.String()+")")
+	}
+	if s.GiveUpAfter <= 0 {
+		bad("Schedule.GiveUpAfter", s.GiveUpAfter.String(), "must be positive")
+	}
+	if c.MaxWait <= 0 {
+		bad("MaxWait", c.MaxWait.String(), "must be positive")
 	}
 	return errors.Join(errs...)
 }
@@ -149,6 +181,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.Schedule.MinInterval == 0 {
+		c.Schedule.MinInterval = DefaultMinInterval
+	}
+	if c.Schedule.MaxInterval == 0 {
+		c.Schedule.MaxInterval = DefaultMaxInterval
+	}
+	if c.Schedule.GiveUpAfter == 0 {
+		c.Schedule.GiveUpAfter = DefaultGiveUpAfter
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = DefaultMaxWait
 	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 5 * time.Minute

@@ -60,6 +60,7 @@ func fatal(err error) bool {
 
 // counters are updated by workers and read by progress reporting and the writer.
 type counters struct {
+	requested   atomic.Int64 // messages set out to ask, over every pass (runs.requested)
 	requests    atomic.Int64 // HTTP attempts made
 	asked       atomic.Int64 // messages asked at least once
 	done        atomic.Int64 // messages finished (answered or failed), not necessarily stored

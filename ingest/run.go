@@ -36,14 +36,19 @@ type Summary struct {
 	// and the idlist.Kind* of rows that could not be read.
 	RejectedBy  map[string]int64
 	NewMessages int64 // IDs first seen in this run
-	// Requested is how many messages the run set out to ask about once its inputs were
-	// loaded (runs.requested); Asked how many it did ask, at least once: fewer when it
-	// was interrupted or stopped by a fatal error.
-	Requested   int64
-	Asked       int64
-	Answered    int64 // messages with an answer stored (not_found included)
-	NotFound    int64
-	Failed      int64 // messages still without an answer after their retries
+	// Requested counts the messages this run set out to ask about (runs.requested): those of
+	// its one pass, or for a run that asks in passes, those of each pass, a message once per
+	// pass that asks it. Asked counts those it did ask, at least once per pass: fewer when it
+	// was interrupted or stopped by a fatal error. Answered counts those with an answer
+	// stored (not_found included) and Failed those still without one after their retries.
+	Requested int64
+	Asked     int64
+	Answered  int64
+	NotFound  int64
+	Failed    int64
+	// Failing counts the messages whose last attempt in this run failed: Failed, but for a
+	// run that asks in passes, where a later pass may have got the answer.
+	Failing     int64
 	Retries     int64
 	RateLimited int64 // 429 answers seen
 	Requests    int64 // HTTP attempts
@@ -53,12 +58,19 @@ type Summary struct {
 	// Campaigns are the campaigns of the input rows loaded (rejected rows aside), by name.
 	Campaigns []string
 	Elapsed   time.Duration
+
+	// Scheduled says the run asked by the schedule (RefreshDue, or a Watch); then the
+	// figures below are those of its last look at the input.
+	Scheduled bool
+	Passes    int   // passes that asked anything
+	Pending   int64 // messages of the input without a terminal status, but those given up
+	GivenUp   int64 // messages of the input without one, older than GiveUpAfter
 }
 
 // LogAttrs renders the summary for a structured log line. to_ask is Requested, asked is
 // Asked; elapsed_s is in seconds, a number in text and JSON logs alike.
 func (s *Summary) LogAttrs() []any {
-	return []any{
+	attrs := []any{
 		slog.Int64("run_id", s.RunID), slog.String("outcome", s.Outcome),
 		slog.Int64("ids_read", s.IDsRead), slog.Int64("rejected", s.Rejected), rejectedBy(s.RejectedBy),
 		slog.Int64("new_messages", s.NewMessages), slog.Int64("to_ask", s.Requested),
@@ -68,6 +80,11 @@ func (s *Summary) LogAttrs() []any {
 		slog.Int64("rate_limited", s.RateLimited), slog.Int64("requests", s.Requests),
 		slog.Float64("elapsed_s", s.Elapsed.Round(time.Millisecond).Seconds()),
 	}
+	if s.Scheduled {
+		attrs = append(attrs, slog.Int("passes", s.Passes), slog.Int64("pending", s.Pending),
+			slog.Int64("given_up", s.GivenUp), slog.Int64("failing", s.Failing))
+	}
+	return attrs
 }
 
 // rejectedBy is the attribute that counts rejected rows by kind, the most frequent first:
@@ -140,7 +157,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 	log.Info("inputs loaded", "run_id", sum.RunID, "files", len(cfg.Inputs), "ids_read", ls.IDsRead,
 		"rejected", ls.Rejected, rejectedBy(ls.RejectedBy), "new_messages", ls.NewMessages, "to_ask", ls.ToAsk, "refresh", string(cfg.Refresh))
 
-	fetchErr, writeErr := fetchAndStore(ctx, db, loadConn, sum, &cfg)
+	fetchErr, writeErr := fetchAndStore(ctx, db, loadConn, sum, ls.ToAsk, start, &cfg)
 	switch {
 	case writeErr != nil:
 		return finish(OutcomeFailed, writeErr)
@@ -148,15 +165,17 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return finish(OutcomeFailed, fetchErr)
 	case ctx.Err() != nil:
 		return finish(OutcomeInterrupted, context.Cause(ctx))
-	case sum.Failed > 0:
+	case sum.Failing > 0:
 		return finish(OutcomePartial, nil)
 	}
 	return finish(OutcomeOK, nil)
 }
 
-// fetchAndStore streams the todo IDs through the worker pool into the writer. fetchErr is
-// fatal for the run (rejected credentials); writeErr means answers could not be stored.
-func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *Summary, cfg *Config) (fetchErr, writeErr error) {
+// fetchAndStore asks the API through the worker pool and stores the answers through the
+// writer, in one pass over the todo table, or in the passes the schedule makes (see
+// session.run). fetchErr is fatal for the run (rejected credentials); writeErr means
+// answers could not be stored.
+func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *Summary, toAsk int64, start time.Time, cfg *Config) (fetchErr, writeErr error) {
 	stats := &counters{}
 	w, err := newWriter(ctx, db, sum.RunID, stats, cfg)
 	if err != nil {
@@ -171,40 +190,34 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 	defer stopReqs(nil)
 	stopAll := func(err error) { stopReqs(err); stopRun(err) }
 
-	ids := make(chan todoItem, 4*cfg.Concurrency)
 	outcomes := make(chan outcome, 4*cfg.Concurrency)
 	var wg sync.WaitGroup
-	var feedErr error
-	wg.Go(func() {
-		defer close(ids)
-		feedErr = streamTodo(runCtx, todoConn, ids)
-	})
 	var werr error
 	wg.Go(func() {
 		if werr = w.run(outcomes); werr != nil {
 			stopAll(werr)
 		}
 	})
-	prog := startProgress(cfg, sum.Requested, stats)
-
-	f := &fetcher{cfg: cfg, lim: newLimiter(cfg.Rate, cfg.Burst), stats: stats}
-	fetchErr = f.fetchAll(runCtx, reqCtx, stopAll, ids, outcomes)
-	stopRun(nil) // unblock the feeder if the pool stopped early
-	for range ids {
+	s := &session{
+		cfg: cfg, conn: todoConn, sum: sum, toAsk: toAsk, start: start, stats: stats,
+		f:        &fetcher{cfg: cfg, lim: newLimiter(cfg.Rate, cfg.Burst), stats: stats},
+		outcomes: outcomes, reqCtx: reqCtx, stopAll: stopAll,
 	}
+	fetchErr = s.run(runCtx)
+	stopRun(nil)
 	close(outcomes)
 	wg.Wait()
-	prog.stop()
 	werr = errors.Join(werr, w.close())
-	if feedErr != nil && fetchErr == nil && ctx.Err() == nil {
-		fetchErr = feedErr
-	}
 
-	s := stats.snapshot()
+	s2 := stats.snapshot()
 	stats.mu.Lock()
 	sum.Answered, sum.NotFound, sum.Failed = stats.answered, stats.notFound, stats.failed
 	stats.mu.Unlock()
-	sum.Retries, sum.RateLimited, sum.Requests, sum.Asked = s.Retries, s.RateLimited, s.Requests, stats.asked.Load()
+	sum.Requested, sum.Asked = stats.requested.Load(), stats.asked.Load()
+	sum.Retries, sum.RateLimited, sum.Requests = s2.Retries, s2.RateLimited, s2.Requests
 	sum.Responses = stats.statuses()
+	if !sum.Scheduled {
+		sum.Failing = sum.Failed
+	}
 	return fetchErr, werr
 }

@@ -23,6 +23,11 @@ type outcome struct {
 	status     *smsbat.Status // nil for a failure; DeliveryStatus "not_found" for a 404
 	body       []byte
 	failure    *failure
+
+	// synced, when not nil, makes this outcome a marker instead: the writer commits
+	// everything received before it and then sends the result on synced (buffered), so that
+	// a watch's next scan reads every answer of the pass before.
+	synced chan<- error
 }
 
 type failure struct {
@@ -96,6 +101,17 @@ func (w *writer) run(in <-chan outcome) error {
 				err := handOver()
 				return errors.Join(err, c.stop())
 			}
+			if o.synced != nil {
+				err := handOver()
+				if err == nil {
+					err = c.settle()
+				}
+				o.synced <- err
+				if err != nil {
+					return drain(in, errors.Join(err, c.stop()))
+				}
+				continue
+			}
 			if empty(cur) {
 				due.Reset(w.cfg.FlushEvery)
 			}
@@ -150,6 +166,14 @@ func (w *writer) startCommitter() *committer {
 	return c
 }
 
+// settle waits, while the stager holds one batch, for the other to be back from its commit
+// (if it was handed over), and returns the first commit error.
+func (c *committer) settle() error {
+	b := <-c.free
+	c.free <- b
+	return c.err // written before b was returned
+}
+
 // stop waits for the batches handed over to be settled and returns the first commit error.
 func (c *committer) stop() error {
 	close(c.staged)
@@ -168,10 +192,13 @@ func (w *writer) full(b *store.Batch) bool {
 
 func empty(b *store.Batch) bool { return b.Staged() == store.BatchCounts{} }
 
-// drain keeps receiving after a failed commit so that no worker blocks on a send forever;
-// the run then fails with err.
+// drain keeps receiving after a failed commit so that no worker blocks on a send forever,
+// and answers a sync marker with err; the run then fails with err.
 func drain(in <-chan outcome, err error) error {
-	for range in {
+	for o := range in {
+		if o.synced != nil {
+			o.synced <- err
+		}
 	}
 	return err
 }
@@ -195,7 +222,7 @@ func stage(b *store.Batch, o *outcome) error {
 // and counts what it stored.
 func (w *writer) commit(ctx context.Context, b *store.Batch) error {
 	s := w.stats.snapshot()
-	n, err := b.Commit(ctx, store.RunTotals{Retries: s.Retries, RateLimited: s.RateLimited})
+	n, err := b.Commit(ctx, store.RunTotals{Requested: w.stats.requested.Load(), Retries: s.Retries, RateLimited: s.RateLimited})
 	w.stats.stored(n.Answered, n.NotFound, n.Failed)
 	return err
 }

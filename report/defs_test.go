@@ -40,7 +40,7 @@ func TestDefsBuiltin(t *testing.T) {
 			t.Errorf("%s: Description = %q, want the text after %q", d.Name, d.Description, "-- "+d.Name+":")
 		}
 	}
-	want := []string{"delivery", "cost", "fallback", "channels", "stuck", "errors", "runs"}
+	want := []string{"delivery", "cost", "fallback", "channels", "stuck", "settlement", "errors", "runs"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("Defs(\"\") names (-want +got):\n%s", diff)
 	}
@@ -78,7 +78,8 @@ func TestDefsExtraDir(t *testing.T) {
 		{"cost", "messages, parts and exact cost per campaign and currency", report.Builtin, "messages parts cost@currency bill_amount@currency"},
 		{"fallback", "how many messages listed, used and were delivered by a fallback, per campaign", report.Builtin, "messages with_fallback fallback_used fallback_delivered fallback_rate=fallback_used/messages"},
 		{"channels", "messages per campaign, channel and channel status, from extendedStatuses", report.Builtin, ""},
-		{"stuck", "messages still scheduled or processing, per campaign, by time since their first check", report.Builtin, "stuck scheduled processing age_under_1h age_1h_6h age_6h_24h age_over_24h"},
+		{"stuck", "messages still scheduled or processing, per campaign, by time since their first check", report.Builtin, "stuck scheduled processing age_under_1h age_1h_6h age_6h_24h age_over_24h given_up"},
+		{"settlement", "how fast messages reach a final status, and how many checks that took, per campaign", report.Builtin, "messages settled pending given_up"},
 		{"errors", "fetch errors by kind and rejected input rows by reason, per campaign", report.Builtin, "occurrences"},
 		{"runs", "the 100 most recent fetch runs, newest first, with outcome and counts", report.Builtin, ""},
 		{"per_file", "messages per source file", filepath.Join(dir, "per_file.sql"), "n"},

@@ -10,8 +10,9 @@
 //
 // Reports take their filters as named parameters, never as SQL text: $campaigns
 // (VARCHAR[], empty = all), $since and $until (TIMESTAMPTZ, NULL = unbounded; since is
-// inclusive, until exclusive) and $as_of (TIMESTAMPTZ, NULL = now). Run binds all four; a
-// report uses those it needs and may not use any other.
+// inclusive, until exclusive), $as_of (TIMESTAMPTZ, NULL = now) and $give_up_after
+// (INTERVAL, NULL = never). Run binds them all; a report uses those it needs and may not use
+// any other.
 //
 // The usual call:
 //
@@ -57,8 +58,12 @@ type Filter struct {
 	// Since <= t < Until. A zero time is unbounded. A sent_at written without a UTC offset
 	// is read in DuckDB's TimeZone setting, which defaults to the machine's zone.
 	Since, Until time.Time
-	// AsOf is the time ages are measured at (the stuck report); zero = now.
+	// AsOf is the time ages are measured at (the stuck and settlement reports); zero = now.
 	AsOf time.Time
+	// GiveUpAfter is the age past which a message without a terminal status counts as given
+	// up, as fetch's schedule stops asking it (the stuck and settlement reports); zero = none
+	// is. batstat report passes its --give-up-after, whose default is fetch's.
+	GiveUpAfter time.Duration
 }
 
 // Def is a named report: one SQL SELECT and what --list shows about it.
@@ -77,7 +82,7 @@ const Builtin = "builtin"
 
 // builtinOrder lists the embedded reports in the order --list shows them: the default ones
 // first. A builtin file missing from this list is listed after them, by name.
-var builtinOrder = []string{"delivery", "cost", "fallback", "channels", "stuck", "errors", "runs"}
+var builtinOrder = []string{"delivery", "cost", "fallback", "channels", "stuck", "settlement", "errors", "runs"}
 
 // DefaultNames returns the reports `batstat report` runs when given no names.
 func DefaultNames() []string { return []string{"delivery", "cost", "fallback"} }
@@ -249,10 +254,10 @@ type Result struct {
 }
 
 // paramNames are the named parameters Run binds; a report may use any of them.
-var paramNames = []string{"campaigns", "since", "until", "as_of"}
+var paramNames = []string{"campaigns", "since", "until", "as_of", "give_up_after"}
 
 // Run runs a report with the filter bound as parameters. The report SQL may use any subset
-// of $campaigns, $since, $until and $as_of, and no other parameter: duckdb-go binds a
+// of $campaigns, $since, $until, $as_of and $give_up_after, and no other parameter: duckdb-go binds a
 // parameter it cannot match by name to the argument at the same position, so an unknown
 // name would silently read the wrong value; Run refuses it instead.
 func Run(ctx context.Context, db *sql.DB, def Def, f Filter) (*Result, error) {
@@ -273,6 +278,7 @@ func Run(ctx context.Context, db *sql.DB, def Def, f Filter) (*Result, error) {
 		sql.Named("since", nullTime(f.Since)),
 		sql.Named("until", nullTime(f.Until)),
 		sql.Named("as_of", nullTime(f.AsOf)),
+		sql.Named("give_up_after", nullInterval(f.GiveUpAfter)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("report %s: %w", def.Name, canceled(ctx, err))
@@ -283,6 +289,14 @@ func Run(ctx context.Context, db *sql.DB, def Def, f Filter) (*Result, error) {
 	}
 	res.Name, res.Total = def.Name, def.Total
 	return res, nil
+}
+
+// nullInterval is d as a DuckDB INTERVAL, NULL for zero. An INTERVAL keeps microseconds.
+func nullInterval(d time.Duration) any {
+	if d == 0 {
+		return nil
+	}
+	return duckdb.Interval{Micros: d.Microseconds()}
 }
 
 func nullTime(t time.Time) any {

@@ -25,6 +25,13 @@ const goldenDir = "../testdata/report"
 // asOf is the time the fixture's ages are measured at (fixture.sql says why).
 var asOf = time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
 
+// giveUpAfter is the age past which the hand-computed reports count a message given up:
+// spring's messages, sent 42 h before asOf, are; quiet's, first loaded 2 h before, are not.
+const giveUpAfter = 36 * time.Hour
+
+// asOfFilter is the filter of the hand-computed reports and the goldens.
+var asOfFilter = report.Filter{AsOf: asOf, GiveUpAfter: giveUpAfter}
+
 // fixtureDB creates a database file in a temporary directory, loads fixture.sql into it
 // and returns it open read-write, with its path.
 func fixtureDB(t *testing.T) (*store.DB, string) {
@@ -132,10 +139,24 @@ var handComputed = map[string][][]string{
 		{"summer", "sms", "delivered", "1"},
 	},
 	// sp-04 processing, first checked 2025-03-09 06:00 = 30 h before as_of; sp-09
-	// scheduled, first checked 2025-03-10 10:00 = 2 h before.
+	// scheduled, first checked 2025-03-10 10:00 = 2 h before. Both were sent 42 h before
+	// as_of, more than the 36 h given: given up.
 	"stuck": {
-		{"campaign", "stuck", "scheduled", "processing", "age_under_1h", "age_1h_6h", "age_6h_24h", "age_over_24h", "oldest_first_check"},
-		{"spring", "2", "1", "1", "0", "1", "0", "1", "2025-03-09T06:00:00Z"},
+		{"campaign", "stuck", "scheduled", "processing", "age_under_1h", "age_1h_6h", "age_6h_24h", "age_over_24h", "oldest_first_check", "given_up"},
+		{"spring", "2", "1", "1", "0", "1", "0", "1", "2025-03-09T06:00:00Z", "2"},
+	},
+	// spring, sent 2025-03-08 18:00: sp-01 sp-02 sp-03 (undeliverable) sp-08 sp-10 first
+	// terminal at 2025-03-10 10:00:10 = 40 h 10 s = 144010 s later; the other 5 (processing,
+	// not_found, an unknown status, never answered, scheduled) are 42 h old at as_of, past
+	// 36 h: given up. Checks: sp-01, sp-03, sp-04 twice, 6 others once = 12 over 10.
+	// summer, no sent_at, first loaded 05:59:30, all 4 terminal at 06:02:00 (permanenterror
+	// counts): 150 s; 4 checks. quiet: sent_at not a timestamp, loaded 2 h before as_of,
+	// never answered: pending, no settle times, no checks.
+	"settlement": {
+		{"campaign", "messages", "settled", "pending", "given_up", "p50_settle_s", "p90_settle_s", "p99_settle_s", "max_settle_s", "checks_per_message"},
+		{"quiet", "2", "0", "2", "0", "", "", "", "", "0"},
+		{"spring", "10", "5", "0", "5", "144010", "144010", "144010", "144010", "1.2"},
+		{"summer", "4", "4", "0", "0", "150", "150", "150", "150", "1"},
 	},
 	"errors": {
 		{"campaign", "source", "reason", "occurrences", "messages", "first_at", "last_at"},
@@ -168,7 +189,7 @@ func TestHandComputed(t *testing.T) {
 	}
 	for _, d := range defs {
 		t.Run(d.Name, func(t *testing.T) {
-			res, err := report.Run(context.Background(), db.DB, d, report.Filter{AsOf: asOf})
+			res, err := report.Run(context.Background(), db.DB, d, asOfFilter)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +266,7 @@ func TestGolden(t *testing.T) {
 	}
 	results := map[string]*report.Result{}
 	for _, d := range defs {
-		res, err := report.Run(context.Background(), db.DB, d, report.Filter{AsOf: asOf})
+		res, err := report.Run(context.Background(), db.DB, d, asOfFilter)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,4 +401,66 @@ func mustDefs(t *testing.T) []report.Def {
 		t.Fatal(err)
 	}
 	return defs
+}
+
+// The settlement report's times on messages that settle at different moments: the first
+// terminal answer counts (not a later one), an unparseable sent time falls back to the
+// load time, one before the sent time counts as 0, and a message without a terminal
+// answer is pending until it is older than the give-up age, then given up.
+func TestSettlementTimes(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.duckdb"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Sent 10:00:00 but t-8 (10:01:00), t-5 (sent_at not a timestamp) and t-7 (none):
+	// loaded 10:00:30.
+	if _, err := db.ExecContext(ctx, `
+		INSERT INTO messages (message_id, campaign, first_loaded_at, sent_at) VALUES
+		    ('t-1', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
+		    ('t-2', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
+		    ('t-3', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
+		    ('t-4', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
+		    ('t-5', 'tail', '2025-03-10 10:00:30+00', 'soon'),
+		    ('t-6', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:00:00+00'),
+		    ('t-7', 'tail', '2025-03-10 10:00:30+00', NULL),
+		    ('t-8', 'tail', '2025-03-10 10:00:30+00', '2025-03-10 10:01:00+00');
+		INSERT INTO status_checks (message_id, run_id, checked_at, http_status, deliverystatus, attempts) VALUES
+		    ('t-1', 1, '2025-03-10 10:00:01+00', 200, 'delivered', 1),
+		    ('t-2', 1, '2025-03-10 10:00:01+00', 200, 'processing', 1),
+		    ('t-2', 1, '2025-03-10 10:00:02+00', 200, 'delivered', 1),
+		    ('t-3', 1, '2025-03-10 10:00:01+00', 200, 'scheduled', 1),
+		    ('t-3', 1, '2025-03-10 10:00:02+00', 200, 'processing', 1),
+		    ('t-3', 1, '2025-03-10 10:00:03+00', 200, 'undeliverable', 1),
+		    ('t-3', 2, '2025-03-10 10:05:00+00', 200, 'undeliverable', 1),
+		    ('t-4', 1, '2025-03-10 10:00:04+00', 200, 'permanenterror', 1),
+		    ('t-5', 1, '2025-03-10 10:00:40+00', 200, 'delivered', 1),
+		    ('t-6', 1, '2025-03-10 10:00:05+00', 200, 'processing', 1),
+		    ('t-6', 1, '2025-03-10 10:00:30+00', 200, 'processing', 1),
+		    ('t-8', 1, '2025-03-10 10:00:50+00', 200, 'delivered', 1);
+		INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks
+		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC) = 1`); err != nil {
+		t.Fatal(err)
+	}
+	header := []string{"campaign", "messages", "settled", "pending", "given_up", "p50_settle_s", "p90_settle_s", "p99_settle_s", "max_settle_s", "checks_per_message"}
+	tests := []struct {
+		giveUpAfter time.Duration
+		want        []string
+	}{
+		// Settle times 0 (t-8, final 10 s before its sent time: clocks apart), 1, 2, 3 (not
+		// 300: the first terminal answer), 4, 10 (from the load time) s. quantile_cont at q
+		// is the value at rank q×5 of the sorted six, interpolated: p50 rank 2.5 = 2.5; p90
+		// rank 4.5 = 4 + 0.5×6 = 7; p99 rank 4.95 = 4 + 0.95×6 = 9.7. 12 checks over 8
+		// messages = 1.5. At 12:00 t-6 is 2 h old (given up after 1h59m45s), t-7 1h59m30s
+		// (pending).
+		{time.Hour + 59*time.Minute + 45*time.Second, []string{"tail", "8", "6", "1", "1", "2.5", "7", "9.7", "10", "1.5"}},
+		{0, []string{"tail", "8", "6", "2", "0", "2.5", "7", "9.7", "10", "1.5"}},
+	}
+	for _, tt := range tests {
+		res := run(t, db.DB, "settlement", report.Filter{AsOf: asOf, GiveUpAfter: tt.giveUpAfter})
+		if diff := cmp.Diff([][]string{header, tt.want}, csvRows(t, res)); diff != "" {
+			t.Errorf("settlement with give-up-after %v (-want +got):\n%s", tt.giveUpAfter, diff)
+		}
+	}
 }

@@ -48,6 +48,9 @@ type BatchCounts struct {
 
 // RunTotals are a run's running totals that every batch's commit records with it.
 type RunTotals struct {
+	// Requested counts the messages the run has set out to ask so far: a run that asks in
+	// several passes (a watch) counts a message once per pass.
+	Requested            int64
 	Retries, RateLimited int64
 }
 
@@ -181,9 +184,9 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	}
 	if _, err := b.conn.ExecContext(ctx, `
 		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
-		       retries = $5, rate_limited = $6
+		       retries = $5, rate_limited = $6, requested = $7
 		WHERE run_id = $1`, b.runID, b.staged.Answered, b.staged.NotFound, b.staged.Failed,
-		totals.Retries, totals.RateLimited); err != nil {
+		totals.Retries, totals.RateLimited, totals.Requested); err != nil {
 		return fmt.Errorf("update run counters: %w", err)
 	}
 	return nil

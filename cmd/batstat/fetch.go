@@ -33,7 +33,12 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.StringFlag{Name: "id-column", Usage: "ID column `NAME` (default: messageId, msg_id, sms_id, message_uuid, uuid or id)"},
 		&cli.StringFlag{Name: "campaign-column", Usage: "campaign column `NAME` (default: campaign)"},
 		&cli.StringFlag{Name: "delimiter", Usage: `field separator: ",", ";", "\t" or "tab" (default: detected)`},
-		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
+		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status), due (those the schedule says are due) or all", Value: string(ingest.RefreshPending)},
+		&cli.BoolFlag{Name: "watch", Usage: "after the first pass, keep asking as messages fall due, until every message is final (or given up) or --max-wait"},
+		&cli.DurationFlag{Name: "max-wait", Usage: "--watch: stop this long after the start, messages still pending or not", Value: ingest.DefaultMaxWait},
+		&cli.DurationFlag{Name: "min-interval", Usage: "schedule: never ask a message again sooner (at least 1s)", Value: ingest.DefaultMinInterval},
+		&cli.DurationFlag{Name: "max-interval", Usage: "schedule: never wait longer between two asks of a message", Value: ingest.DefaultMaxInterval},
+		&cli.DurationFlag{Name: "give-up-after", Usage: "schedule: stop asking a message this long after it was sent", Value: ingest.DefaultGiveUpAfter},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 		metricsFlag(),
@@ -44,11 +49,15 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
 		ArgsUsage: "FILE... (CSV, .csv.gz, a glob, or - for stdin)",
-		Description: "Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
-			"retries (the next run asks again); 1 fatal error (credentials rejected, API unreachable,\n" +
-			"database or input unreadable); 2 bad usage (including a credential that cannot be sent);\n" +
-			"75 the database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM (after\n" +
-			"storing what was fetched).",
+		Description: "A message without a final status is asked again once now - last check >=\n" +
+			"clamp(age/4, --min-interval, --max-interval), age counted from its sent time (else from when it\n" +
+			"was first loaded), and not at all once older than --give-up-after. --refresh due asks only the\n" +
+			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n\n" +
+			"Exit status: 0 every message has an answer (a --watch: also when it stops at --max-wait);\n" +
+			"3 some messages still failed after their retries (the next run asks again); 1 fatal error\n" +
+			"(credentials rejected, API unreachable, database or input unreadable); 2 bad usage (including\n" +
+			"a credential that cannot be sent); 75 the database was busy (try again later); 130/143\n" +
+			"interrupted by SIGINT/SIGTERM (after storing what was fetched).",
 		Flags:  flags,
 		Action: action(e, newFetchOptions, runF),
 	})
@@ -101,6 +110,16 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 		Timeout:     api.timeout,
 		Retries:     c.Int("retries"),
 		Refresh:     ingest.Refresh(c.String("refresh")),
+		Watch:       c.Bool("watch"),
+		MaxWait:     c.Duration("max-wait"),
+		Schedule: ingest.Schedule{
+			MinInterval: c.Duration("min-interval"),
+			MaxInterval: c.Duration("max-interval"),
+			GiveUpAfter: c.Duration("give-up-after"),
+		},
+	}
+	if err := checkScheduleFlags(c, cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Read, err = readOptions(c); err != nil {
 		return nil, err
@@ -159,14 +178,39 @@ func newAPIOptions(c *cli.Context, concurrency int) (apiOptions, error) {
 	return o, nil
 }
 
+// checkScheduleFlags refuses the flags of the schedule where nothing would use them: a
+// flag that is silently ignored lets an operator believe a cron job waits or paces itself
+// when it does not.
+func checkScheduleFlags(c *cli.Context, cfg ingest.Config) error {
+	if cfg.Watch {
+		return nil
+	}
+	if c.IsSet("max-wait") {
+		return usagef("--max-wait bounds a --watch; give --watch too")
+	}
+	if cfg.Refresh == ingest.RefreshDue {
+		return nil
+	}
+	for _, name := range []string{"min-interval", "max-interval", "give-up-after"} {
+		if c.IsSet(name) {
+			return usagef("--%s is the schedule of --refresh due and --watch; give one of them too", name)
+		}
+	}
+	return nil
+}
+
 // fetchFlags names the flag that sets each field of ingest.Config that comes from one.
 var fetchFlags = map[string]string{
-	"Concurrency": "--concurrency",
-	"Rate":        "--rate",
-	"Burst":       "--burst",
-	"Timeout":     "--timeout",
-	"Retries":     "--retries",
-	"Refresh":     "--refresh",
+	"Concurrency":          "--concurrency",
+	"Rate":                 "--rate",
+	"Burst":                "--burst",
+	"Timeout":              "--timeout",
+	"Retries":              "--retries",
+	"Refresh":              "--refresh",
+	"MaxWait":              "--max-wait",
+	"Schedule.MinInterval": "--min-interval",
+	"Schedule.MaxInterval": "--max-interval",
+	"Schedule.GiveUpAfter": "--give-up-after",
 }
 
 // fetchUsage turns the errors of ingest.Config.Validate into a usage error that names the
@@ -213,9 +257,19 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return err
 	}
 	defer db.Close()
-	log.Info("fetch starting", "db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
-		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
+	attrs := []any{"db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
+		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate, "refresh", string(cfg.Refresh)}
+	if cfg.Watch {
+		attrs = append(attrs, "watch", true, "max_wait_s", cfg.MaxWait.Seconds())
+	}
+	if cfg.Watch || cfg.Refresh == ingest.RefreshDue {
+		// Durations in seconds: JSON logs get numbers, not nanoseconds.
+		attrs = append(attrs, "min_interval_s", cfg.Schedule.MinInterval.Seconds(),
+			"max_interval_s", cfg.Schedule.MaxInterval.Seconds(), "give_up_after_s", cfg.Schedule.GiveUpAfter.Seconds())
+	}
+	log.Info("fetch starting", attrs...)
 	sum, err := job.Run(ctx, db)
+	endProgress(cfg.Progress)
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 		if e.metrics != nil {
@@ -235,8 +289,8 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	if err != nil {
 		return o.db.memoryHint(err)
 	}
-	if sum.Failed > 0 {
-		return &partialError{failed: sum.Failed}
+	if sum.Failing > 0 {
+		return &partialError{failed: sum.Failing}
 	}
 	return nil
 }

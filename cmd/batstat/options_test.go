@@ -91,7 +91,7 @@ func TestFetchOptionsRefuse(t *testing.T) {
 		{[]string{"fetch", "--api-key", "k", "--rate", "-0.5", "a.csv"}, 2, []string{"--rate -0.5: must be 0 (unlimited) or more"}},
 		{[]string{"fetch", "--api-key", "k", "--burst", "-1", "a.csv"}, 2, []string{"--burst -1: must not be negative"}},
 		{[]string{"fetch", "--api-key", "k", "--timeout", "0s", "a.csv"}, 2, []string{"--timeout 0s: must be positive"}},
-		{[]string{"fetch", "--api-key", "k", "--refresh", "", "a.csv"}, 2, []string{`--refresh "": want pending or all`}},
+		{[]string{"fetch", "--api-key", "k", "--refresh", "", "a.csv"}, 2, []string{`--refresh "": want pending, due or all`}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "ftp://x", "a.csv"}, 2, []string{"ftp://x"}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "http://u:p@127.0.0.1", "a.csv"}, 2, []string{"--api-url"}},
 		{[]string{"fetch", "--api-key", "k", "--api-url", "http://api.example.com", "a.csv"}, 2, []string{"https"}},
@@ -106,6 +106,43 @@ func TestFetchOptionsRefuse(t *testing.T) {
 	})
 }
 
+func TestFetchOptionsSchedule(t *testing.T) {
+	o, err := parse(t, fetchCommand, "", "fetch", "--api-key", "k", "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.config; c.Watch || c.MaxWait != 24*time.Hour || c.Schedule != ingest.DefaultSchedule() {
+		t.Errorf("fetch: watch %v, max wait %v, schedule %+v; want no watch, 24h and the default schedule", c.Watch, c.MaxWait, c.Schedule)
+	}
+	o, err = parse(t, fetchCommand, "", "fetch", "--api-key", "k", "--watch", "--max-wait", "2h",
+		"--min-interval", "10s", "--max-interval", "30m", "--give-up-after", "48h", "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ingest.Schedule{MinInterval: 10 * time.Second, MaxInterval: 30 * time.Minute, GiveUpAfter: 48 * time.Hour}
+	if c := o.config; !c.Watch || c.MaxWait != 2*time.Hour || c.Schedule != want || c.Refresh != ingest.RefreshPending {
+		t.Errorf("fetch --watch: watch %v, max wait %v, schedule %+v, refresh %s; want the flags' values", c.Watch, c.MaxWait, c.Schedule, c.Refresh)
+	}
+	if o, err := parse(t, fetchCommand, "", "fetch", "--api-key", "k", "--refresh", "due", "--give-up-after", "1h", "a.csv"); err != nil ||
+		o.config.Refresh != ingest.RefreshDue || o.config.Schedule.GiveUpAfter != time.Hour {
+		t.Errorf("fetch --refresh due --give-up-after 1h = %+v, %v", o.config, err)
+	}
+	api := []string{"fetch", "--api-key", "k"}
+	checkUsage(t, fetchCommand, []usageCase{
+		{append(api, "--watch", "--min-interval", "999ms", "a.csv"), 2, []string{"--min-interval 999ms: must be at least 1s"}},
+		{append(api, "--refresh", "due", "--min-interval", "0s", "a.csv"), 2, []string{"--min-interval 0s"}},
+		{append(api, "--watch", "--min-interval", "2m", "--max-interval", "1m", "a.csv"), 2, []string{"--max-interval 1m0s: must be at least the minimum interval (2m0s)"}},
+		{append(api, "--watch", "--give-up-after", "0s", "a.csv"), 2, []string{"--give-up-after 0s: must be positive"}},
+		{append(api, "--watch", "--max-wait", "-1s", "a.csv"), 2, []string{"--max-wait -1s: must be positive"}},
+		{append(api, "--refresh", "soon", "a.csv"), 2, []string{`--refresh "soon": want pending, due or all`}},
+		// The schedule's flags where nothing would use them.
+		{append(api, "--max-wait", "1h", "a.csv"), 2, []string{"--max-wait", "--watch"}},
+		{append(api, "--refresh", "due", "--max-wait", "1h", "a.csv"), 2, []string{"--max-wait", "--watch"}},
+		{append(api, "--min-interval", "10s", "a.csv"), 2, []string{"--min-interval", "--refresh due", "--watch"}},
+		{append(api, "--refresh", "all", "--give-up-after", "1h", "a.csv"), 2, []string{"--give-up-after"}},
+	})
+}
+
 func TestReportOptions(t *testing.T) {
 	o, err := parse(t, reportCommand, "", "report", "--since", "2026-01-02", "--campaign", "a", "--campaign", "b", "--format", "json")
 	if err != nil {
@@ -115,9 +152,12 @@ func TestReportOptions(t *testing.T) {
 	for _, d := range o.selected {
 		names = append(names, d.Name)
 	}
-	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
+	want := report.Filter{Campaigns: []string{"a", "b"}, Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), GiveUpAfter: 72 * time.Hour}
 	if diff := cmp.Diff(want, o.filter); diff != "" || o.out.format != report.FormatJSON || !cmp.Equal(names, report.DefaultNames()) {
 		t.Errorf("report options: reports %v, format %q, filter (-want +got):\n%s", names, o.out.format, diff)
+	}
+	if o, err := parse(t, reportCommand, "", "report", "--give-up-after", "24h", "settlement"); err != nil || o.filter.GiveUpAfter != 24*time.Hour {
+		t.Errorf("report --give-up-after 24h = %+v, %v; want 24h in the filter", o.filter, err)
 	}
 	// --list uses none of the other flags.
 	if o, err := parse(t, reportCommand, "", "report", "--list", "--format", "xml", "nosuch"); err != nil || !o.list {
@@ -127,6 +167,7 @@ func TestReportOptions(t *testing.T) {
 		{[]string{"report", "nosuch"}, 2, []string{"nosuch"}},
 		{[]string{"report", "--format", "xml"}, 2, []string{"--format", "xml"}},
 		{[]string{"report", "--since", "yesterday"}, 2, []string{"--since", "yesterday"}},
+		{[]string{"report", "--give-up-after", "0s", "settlement"}, 2, []string{"--give-up-after 0s: must be positive"}},
 		{[]string{"report", "--queries-dir", filepath.Join(t.TempDir(), "none")}, 1, nil},
 		{[]string{"report", "--format", "csv"}, 2, []string{"--output-dir", "delivery, cost, fallback"}},
 		{[]string{"report", "--format", "csv", "--output", "x.csv", "delivery", "cost"}, 2, []string{"--output-dir"}},

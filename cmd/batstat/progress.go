@@ -20,22 +20,50 @@ const progressLogEvery = 10 * time.Second
 // barRefresh is how often the progress bar is redrawn.
 const barRefresh = 200 * time.Millisecond
 
+// watchLogEvery is how often at most a watch without a terminal logs how it stands between
+// passes, which may come every few seconds.
+const watchLogEvery = time.Minute
+
 // newProgress returns how a fetch shows its progress: a bar on w (a terminal's stderr), or
 // else a "fetch progress" line on log every progressLogEvery.
 func newProgress(w io.Writer, bar bool, log *slog.Logger) ingest.Progress {
 	if bar {
 		return &barProgress{w: w}
 	}
-	return &logProgress{log: log, every: progressLogEvery}
+	return &logProgress{log: log, every: progressLogEvery, watchEvery: watchLogEvery}
 }
 
-// barProgress draws a progress bar.
+// endProgress ends what p shows on the terminal, once the run is over.
+func endProgress(p ingest.Progress) {
+	if b, ok := p.(*barProgress); ok {
+		b.clearStatus()
+	}
+}
+
+// barProgress draws a progress bar for each pass, and between the passes of a watch a
+// status line, which the next bar replaces.
 type barProgress struct {
-	w io.Writer
-	t ticker
+	w      io.Writer
+	t      ticker
+	status bool // a status line is shown
+}
+
+// Waiting shows how a watch stands on one line, until the next pass.
+func (p *barProgress) Waiting(st ingest.WatchStatus) {
+	fmt.Fprintf(p.w, "\r\033[Kwatching: %d settled, %d pending, %d given up; next check %s",
+		st.Settled, st.Pending, st.GivenUp, st.Next.Local().Format(time.TimeOnly))
+	p.status = true
+}
+
+func (p *barProgress) clearStatus() {
+	if p.status {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.status = false
+	}
 }
 
 func (p *barProgress) Start(total int64, counts func() ingest.Counts) {
+	p.clearStatus()
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetDescription("fetching"),
@@ -66,6 +94,20 @@ type logProgress struct {
 	log   *slog.Logger
 	every time.Duration
 	t     ticker
+
+	watchEvery  time.Duration
+	lastWaiting time.Time // when Waiting last logged
+}
+
+// Waiting logs how a watch stands, at most once every watchEvery.
+func (p *logProgress) Waiting(st ingest.WatchStatus) {
+	now := time.Now()
+	if !p.lastWaiting.IsZero() && now.Sub(p.lastWaiting) < p.watchEvery {
+		return
+	}
+	p.lastWaiting = now
+	p.log.Info("fetch watching", "settled", st.Settled, "pending", st.Pending, "given_up", st.GivenUp,
+		"next_check", st.Next.Format(time.RFC3339), "next_in_s", math.Round(st.Next.Sub(now).Seconds()))
 }
 
 func (p *logProgress) Start(total int64, counts func() ingest.Counts) {

@@ -100,3 +100,61 @@ func TestBarProgress(t *testing.T) {
 		}
 	})
 }
+
+// Between the passes of a watch, without a terminal, a log line says how the watch stands,
+// at most once a minute however often the passes come.
+func TestLogProgressWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		p := newProgress(&bytes.Buffer{}, false, slog.New(slog.NewJSONHandler(&logs, nil)))
+		w, ok := p.(ingest.Watcher)
+		if !ok {
+			t.Fatalf("%T is not an ingest.Watcher", p)
+		}
+		for i := range 30 { // a pass every 5 s for 150 s: lines at 0, 60 and 120 s
+			w.Waiting(ingest.WatchStatus{Settled: int64(i), Pending: 100 - int64(i), GivenUp: 1, Next: time.Now().Add(5 * time.Second)})
+			time.Sleep(5 * time.Second)
+		}
+		var settled []float64
+		for line := range strings.Lines(logs.String()) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if m["msg"] != "fetch watching" || m["pending"] != 100-m["settled"].(float64) || m["given_up"] != 1.0 || m["next_in_s"] != 5.0 {
+				t.Errorf("log line %v, want fetch watching with the figures", m)
+			}
+			settled = append(settled, m["settled"].(float64))
+		}
+		if diff := cmp.Diff([]float64{0, 12, 24}, settled); diff != "" {
+			t.Errorf("watch lines at passes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// On a terminal a watch shows one status line between passes, which the next pass's bar,
+// and the end of the run, clear.
+func TestBarProgressWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out bytes.Buffer
+		p := newProgress(&out, true, slog.New(slog.DiscardHandler))
+		next := time.Date(2026, 3, 1, 12, 3, 5, 0, time.Local)
+		p.(ingest.Watcher).Waiting(ingest.WatchStatus{Settled: 812, Pending: 188, GivenUp: 4, Next: next})
+		if want := "\r\033[Kwatching: 812 settled, 188 pending, 4 given up; next check 12:03:05"; out.String() != want {
+			t.Errorf("status line = %q, want %q", out.String(), want)
+		}
+		out.Reset()
+		var counts fakeCounts
+		p.Start(10, counts.get)
+		p.Stop()
+		if !strings.HasPrefix(out.String(), "\r\033[K") {
+			t.Errorf("the next pass wrote %q, want the status line cleared first", out.String())
+		}
+		p.(ingest.Watcher).Waiting(ingest.WatchStatus{Next: next})
+		out.Reset()
+		endProgress(p)
+		if out.String() != "\r\033[K" {
+			t.Errorf("the end of the run wrote %q, want the status line cleared", out.String())
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/internal/outfile"
 	"github.com/batstat/batstat/report"
 )
@@ -43,6 +44,7 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		&cli.StringSliceFlag{Name: "campaign", Usage: "only this campaign (repeatable)"},
 		&cli.StringFlag{Name: "since", Usage: "only messages sent (or first loaded) at or after `TIME` (RFC 3339 or YYYY-MM-DD)"},
 		&cli.StringFlag{Name: "until", Usage: "only messages sent (or first loaded) before `TIME`"},
+		&cli.DurationFlag{Name: "give-up-after", Usage: "stuck, settlement: count a message without a final status as given up this long after it was sent (as fetch's schedule)", Value: ingest.DefaultGiveUpAfter},
 		&cli.BoolFlag{Name: "list", Usage: "list the reports with a one-line description"},
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
 		&cli.Float64Flag{Name: "fail-under", Usage: "after printing, exit 6 when a selected campaign's delivery rate is below `RATE` (0-1)"},
@@ -104,6 +106,9 @@ func newReportOptions(c *cli.Context, e *env) (*reportOptions, error) {
 	}
 	if err := flagsAfterArgs(c, "report", "report name"); err != nil {
 		return nil, err
+	}
+	if o.filter.GiveUpAfter = c.Duration("give-up-after"); o.filter.GiveUpAfter <= 0 {
+		return nil, usagef("--give-up-after %v: must be positive", o.filter.GiveUpAfter)
 	}
 	names := c.Args().Slice()
 	if len(names) == 0 {
