@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -466,5 +467,44 @@ func TestSpilledWithinMemoryLimit(t *testing.T) {
 		if got := spilled > 0; got != spill {
 			t.Errorf("QueryRows with Spill %v of a 36 MB result at a 16MB limit: %d bytes in temp files", spill, spilled)
 		}
+	}
+}
+
+// TestSpilledCanceled checks that a spilled query stopped by its context returns the
+// context's cause, and leaves no result table on the pooled connection.
+func TestSpilledCanceled(t *testing.T) {
+	ro, _, _ := readOnlyFixture(t)
+	ro.SetMaxOpenConns(1) // the next query gets the same connection
+	stop := errors.New("stopped by the test")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error)
+	go func() {
+		rows, err := report.QueryRows(ctx, ro.DB, "SELECT count(*) FROM range(10000000000)", report.QueryOptions{Spill: true})
+		if err == nil {
+			rows.Close()
+		}
+		done <- err
+	}()
+	cancel(stop)
+	if err := <-done; !errors.Is(err, stop) || strings.Contains(err.Error(), "INTERRUPT") {
+		t.Errorf("spilled query canceled while it runs = %v, want an error wrapping the cause, not DuckDB's", err)
+	}
+
+	// Canceled while its pages are read.
+	ctx, cancel = context.WithCancelCause(context.Background())
+	rows, err := report.QueryRows(ctx, ro.DB, "SELECT i FROM range(100000) t(i)", report.QueryOptions{Spill: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel(stop)
+	if _, err := rows.Render(io.Discard, report.RenderOptions{Format: report.FormatCSV}); !errors.Is(err, stop) {
+		t.Errorf("Render of a spilled result canceled between pages = %v, want an error wrapping the cause", err)
+	}
+	if err := rows.Close(); err != nil {
+		t.Errorf("Close after a cancel = %v", err)
+	}
+	var n int
+	if err := ro.QueryRow("SELECT count(*) FROM duckdb_tables() WHERE temporary").Scan(&n); err != nil || n != 0 {
+		t.Errorf("temporary tables left on the connection = %d, %v; want 0", n, err)
 	}
 }
