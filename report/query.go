@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/batstat/batstat/store"
 )
 
 // A RefusedError is SQL that batstat does not run: more than one statement, or a statement
@@ -86,10 +88,20 @@ type Rendered struct {
 type Rows struct {
 	ctx   context.Context
 	conn  *sql.Conn
-	rows  *sql.Rows
-	src   *sqlRows
+	src   resultRows
 	names []string
 	types []string
+}
+
+// QueryOptions say how QueryRows holds a result.
+type QueryOptions struct {
+	// Spill keeps the result within DuckDB's memory_limit: the query fills a temporary
+	// table, which DuckDB holds in its buffer pool and moves to its temp_directory beyond
+	// the limit, and Render reads it back in pages (see store.ResultTable). It costs a copy
+	// of the result, so it is worth it under a memory limit smaller than the result. The
+	// results of DESCRIBE, SHOW and SUMMARIZE, which are small and cannot fill a table, are
+	// not spilled.
+	Spill bool
 }
 
 // QueryRows runs ad-hoc SQL with no parameters and returns its result for Render. The SQL
@@ -100,31 +112,108 @@ type Rows struct {
 // context.Cause(ctx) rather than DuckDB's interrupt error.
 //
 // duckdb-go executes every query to a materialised result before the first row is read,
-// so the whole result sits in DuckDB's memory, outside its memory_limit, until Close;
-// Render itself holds one row at a time (a bounded number for the table format).
-func QueryRows(ctx context.Context, db *sql.DB, query string) (*Rows, error) {
+// so unless opts.Spill is set, the whole result sits in DuckDB's memory, outside its
+// memory_limit, until Close; Render itself holds one row at a time (a bounded number for
+// the table format). Either way the query has run to its end when QueryRows returns.
+func QueryRows(ctx context.Context, db *sql.DB, query string, opts QueryOptions) (*Rows, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, queryError(ctx, err)
 	}
-	if err := prepareSelect(ctx, conn, query, func(*duckdb.Stmt) error { return nil }); err != nil {
+	var names []string
+	if err := prepareSelect(ctx, conn, query, func(st *duckdb.Stmt) error {
+		var err error
+		names, err = columnNames(st)
+		return err
+	}); err != nil {
 		conn.Close()
 		return nil, queryError(ctx, err)
 	}
+	spill := opts.Spill
+	if spill {
+		if spill, err = fillsTable(ctx, conn, query); err != nil {
+			conn.Close()
+			return nil, queryError(ctx, err)
+		}
+	}
+	var src resultRows
+	if spill {
+		src, err = spillRows(ctx, conn, query, names)
+	} else {
+		src, err = directRows(ctx, conn, query)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, queryError(ctx, err)
+	}
+	names, types := src.columns()
+	return &Rows{ctx: ctx, conn: conn, src: src, names: names, types: types}, nil
+}
+
+// columnNames returns the names of a prepared statement's result columns.
+func columnNames(st *duckdb.Stmt) ([]string, error) {
+	n, err := st.ColumnCount()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, n)
+	for i := range names {
+		if names[i], err = st.ColumnName(i); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// fillsTable reports whether query, one SELECT, can fill a table: DESCRIBE, SHOW and
+// SUMMARIZE are SELECTs to DuckDB, which reads them from a SHOW_REF, but CREATE TABLE AS does
+// not take them.
+func fillsTable(ctx context.Context, conn *sql.Conn, query string) (bool, error) {
+	var show bool
+	if err := conn.QueryRowContext(ctx, `SELECT coalesce(json_serialize_sql($1::VARCHAR)
+		->'statements'->0->'node'->'from_table'->>'type' = 'SHOW_REF', false)`, query).Scan(&show); err != nil {
+		return false, fmt.Errorf("parse: %w", err)
+	}
+	return !show, nil
+}
+
+// directRows runs query and reads its result as duckdb-go hands it over.
+func directRows(ctx context.Context, conn *sql.Conn, query string) (*sqlRows, error) {
 	// The same text again, now that it is known to be one statement: QueryContext runs
 	// nothing before it.
 	rows, err := conn.QueryContext(ctx, query)
 	if err != nil {
-		conn.Close()
-		return nil, queryError(ctx, err)
+		return nil, err
 	}
 	src, err := newSQLRows(rows)
 	if err != nil {
 		rows.Close()
-		conn.Close()
-		return nil, queryError(ctx, err)
+		return nil, err
 	}
-	return &Rows{ctx: ctx, conn: conn, rows: rows, src: src, names: src.names, types: src.types}, nil
+	return src, nil
+}
+
+// spillRows runs query into a result table and reads it back a page at a time. names are
+// the query's column names: the table's are c1, c2, ...
+func spillRows(ctx context.Context, conn *sql.Conn, query string, names []string) (*pagedRows, error) {
+	table, err := store.NewResultTable(ctx, conn, query, len(names))
+	if err != nil {
+		return nil, err
+	}
+	// The first page also gives the column types, those of an empty result too.
+	rows, err := table.Page(ctx, 0, pageRows)
+	if err != nil {
+		table.Drop(ctx)
+		return nil, err
+	}
+	page, err := newSQLRows(rows)
+	if err != nil {
+		rows.Close()
+		table.Drop(ctx)
+		return nil, err
+	}
+	page.names = names
+	return &pagedRows{ctx: ctx, table: table, page: page, from: pageRows}, nil
 }
 
 // Columns returns the column names of the result.
@@ -174,14 +263,14 @@ func (r *Rows) Render(w io.Writer, opts RenderOptions) (Rendered, error) {
 
 // Close releases the result and its connection.
 func (r *Rows) Close() error {
-	err := r.rows.Close()
+	err := r.src.close()
 	return errors.Join(err, r.conn.Close())
 }
 
 // Query runs ad-hoc SQL like QueryRows and returns its whole result, named "query". It is
 // meant for results known to be small.
 func Query(ctx context.Context, db *sql.DB, query string) (*Result, error) {
-	r, err := QueryRows(ctx, db, query)
+	r, err := QueryRows(ctx, db, query, QueryOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +315,14 @@ func canceled(ctx context.Context, err error) error {
 	return context.Cause(ctx)
 }
 
+// resultRows is the source of Rows: a result read as duckdb-go hands it over, or one
+// spilled to a table.
+type resultRows interface {
+	rowSource
+	columns() (names, types []string)
+	close() error
+}
+
 // sqlRows is a rowSource over *sql.Rows: each row is scanned into the same slice, as
 // duckdb-go's values (see Result).
 type sqlRows struct {
@@ -249,6 +346,10 @@ func newSQLRows(rows *sql.Rows) (*sqlRows, error) {
 	return s, nil
 }
 
+func (s *sqlRows) columns() (names, types []string) { return s.names, s.types }
+
+func (s *sqlRows) close() error { return s.rows.Close() }
+
 func (s *sqlRows) next() ([]any, error) {
 	if !s.rows.Next() {
 		if err := s.rows.Err(); err != nil {
@@ -260,4 +361,53 @@ func (s *sqlRows) next() ([]any, error) {
 		return nil, err
 	}
 	return s.vals, nil
+}
+
+// pageRows is how many rows of a result table are read at a time: ten of DuckDB's vectors,
+// a sixth of a row group. duckdb-go materialises each page whole, outside DuckDB's memory
+// limit, so the page bounds what a spilled result adds to it: about 20 MB for rows of a
+// kilobyte. Larger pages save little time (see BENCHMARKS.md).
+const pageRows = 20_480
+
+// pagedRows reads a result table a page at a time.
+type pagedRows struct {
+	ctx   context.Context
+	table *store.ResultTable
+	page  *sqlRows // the rows of the current page; names and types are the result's
+	from  int64    // the first row of the next page
+	read  int64    // rows returned by next
+}
+
+func (p *pagedRows) columns() (names, types []string) { return p.page.names, p.page.types }
+
+func (p *pagedRows) next() ([]any, error) {
+	for {
+		row, err := p.page.next()
+		if err == nil {
+			p.read++
+		}
+		if err != io.EOF || p.from >= p.table.Len() {
+			return row, err
+		}
+		if err := p.page.close(); err != nil {
+			return nil, err
+		}
+		rows, err := p.table.Page(p.ctx, p.from, pageRows)
+		if err != nil {
+			return nil, err
+		}
+		p.page.rows = rows
+		p.from += pageRows
+	}
+}
+
+// skipRest counts the rows not read yet without reading them.
+func (p *pagedRows) skipRest() (int64, error) {
+	n := p.table.Len() - p.read
+	p.read = p.table.Len()
+	return n, nil
+}
+
+func (p *pagedRows) close() error {
+	return errors.Join(p.page.close(), p.table.Drop(p.ctx))
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,31 +144,34 @@ func TestQueryRefuses(t *testing.T) {
 	}
 }
 
+// allowed are statements that only read and are worth having.
+var allowed = []string{
+	"SELECT count(*) FROM messages",
+	"WITH c AS (SELECT campaign FROM messages) SELECT DISTINCT campaign FROM c",
+	"VALUES (1, 'a'), (2, 'b')",
+	"FROM runs",
+	"TABLE runs",
+	"DESCRIBE message_status",
+	"DESCRIBE SELECT message_id FROM messages",
+	"SHOW TABLES",
+	"SHOW ALL TABLES",
+	"SUMMARIZE runs",
+	"FROM pragma_table_info('status_checks')",
+	"SELECT * FROM pragma_database_size()",
+	"FROM pragma_version()",
+	"SELECT 1 UNION ALL SELECT 2",
+	"PIVOT messages ON campaign IN ('spring') USING count(*)",
+	"UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b",
+	"SELECT current_setting('threads')",
+	"SELECT 1;",
+}
+
 // TestQueryAllows checks the statements that only read and are worth having: each runs
 // and returns rows.
 func TestQueryAllows(t *testing.T) {
 	ctx := context.Background()
 	ro, _, _ := readOnlyFixture(t)
-	for _, q := range []string{
-		"SELECT count(*) FROM messages",
-		"WITH c AS (SELECT campaign FROM messages) SELECT DISTINCT campaign FROM c",
-		"VALUES (1, 'a'), (2, 'b')",
-		"FROM runs",
-		"TABLE runs",
-		"DESCRIBE message_status",
-		"DESCRIBE SELECT message_id FROM messages",
-		"SHOW TABLES",
-		"SHOW ALL TABLES",
-		"SUMMARIZE runs",
-		"FROM pragma_table_info('status_checks')",
-		"SELECT * FROM pragma_database_size()",
-		"FROM pragma_version()",
-		"SELECT 1 UNION ALL SELECT 2",
-		"PIVOT messages ON campaign IN ('spring') USING count(*)",
-		"UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b",
-		"SELECT current_setting('threads')",
-		"SELECT 1;",
-	} {
+	for _, q := range allowed {
 		res, err := report.Query(ctx, ro.DB, q)
 		if err != nil {
 			t.Errorf("Query(%q) = %v, want rows", q, err)
@@ -274,9 +278,15 @@ func render(t *testing.T, format report.Format, res *report.Result) string {
 // stream writes a query's result with Rows.Render, as batstat query does.
 func stream(t *testing.T, db *store.DB, q string, opts report.RenderOptions) (string, report.Rendered) {
 	t.Helper()
-	rows, err := report.QueryRows(context.Background(), db.DB, q)
+	return streamWith(t, db, q, report.QueryOptions{}, opts)
+}
+
+// streamWith is stream with QueryOptions.
+func streamWith(t *testing.T, db *store.DB, q string, qopts report.QueryOptions, opts report.RenderOptions) (string, report.Rendered) {
+	t.Helper()
+	rows, err := report.QueryRows(context.Background(), db.DB, q, qopts)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("QueryRows(%q, %+v) = %v", q, qopts, err)
 	}
 	defer rows.Close()
 	var buf strings.Builder
@@ -358,5 +368,143 @@ func TestRowsRenderBounded(t *testing.T) {
 	want := "## query\n\n| s   |\n|:--- |\n| x   |\n| xx  |\n| xxx   |\n| xxxx  |\n| xxxxx |\n"
 	if got != want {
 		t.Errorf("markdown with wider rows after the bound =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestSpilledLikeDirect checks that a result spilled to a table is written exactly as the
+// same result read directly, in every format: the column names and types, the order of
+// the rows over several pages and row groups, and the statements that cannot fill a table.
+func TestSpilledLikeDirect(t *testing.T) {
+	ro, _, _ := readOnlyFixture(t)
+	queries := []string{
+		"SELECT * FROM message_status ORDER BY message_id",
+		"SELECT * FROM status_checks ORDER BY message_id, checked_at",
+		"SELECT 1 AS a WHERE false",
+		// Names a table could not take: duplicates, rowid, none.
+		"SELECT 10 - i AS rowid, i AS x, i AS x, i + 1 FROM range(10) t(i)",
+		// Types DuckDB might change in a table: NULL, empty lists and maps, enums, JSON.
+		`SELECT NULL AS n, [] AS el, [NULL] AS ln, {'a': NULL} AS sn, MAP {} AS em, 1::UTINYINT AS ut,
+			1::HUGEINT AS h, '1 day 02:00:00'::INTERVAL AS iv, 'a\x00'::BLOB AS bl, 1.5::FLOAT AS f,
+			TIME '10:00' AS tt, DATE '2020-01-01' AS dd, TIMESTAMP '2020-01-01 10:00' AS ts,
+			TIMESTAMP_NS '2020-01-01' AS tns, 1.5::DECIMAL(38,10) AS bigd, [1,2]::INTEGER[2] AS arr,
+			'x'::ENUM('x','y') AS e, '{"b":1,"a":[2]}'::JSON AS j, union_value(a := 1) AS u,
+			'6b5c2c33-71d6-4a2e-8e33-0d7d3f4d58d1'::UUID AS uu, 0.1::DOUBLE AS d`,
+		"SELECT 1 AS a; -- a comment after the statement",
+		// Statements that cannot fill a table are read directly.
+		"DESCRIBE message_status",
+		"SHOW TABLES",
+		"SUMMARIZE runs",
+		"PIVOT messages ON campaign IN ('spring') USING count(*) ORDER BY message_id",
+	}
+	for _, q := range allowed {
+		// Each runs; their order is not always defined, so only the ordered ones above
+		// are compared.
+		if _, n := streamWith(t, ro, q, report.QueryOptions{Spill: true}, report.RenderOptions{Format: report.FormatCSV}); n.Rows == 0 {
+			t.Errorf("%q spilled has no rows", q)
+		}
+	}
+	compare := func(q string, formats []report.Format) {
+		t.Helper()
+		for _, f := range formats {
+			opts := report.RenderOptions{Format: f}
+			want, wantN := stream(t, ro, q, opts)
+			got, n := streamWith(t, ro, q, report.QueryOptions{Spill: true}, opts)
+			if got != want {
+				t.Errorf("%s of %q spilled differs from it read directly (-direct +spilled):\n%s", f, q, cmp.Diff(want, got))
+			}
+			if n != wantN {
+				t.Errorf("%s of %q spilled: Rendered = %+v, want %+v", f, q, n, wantN)
+			}
+		}
+	}
+	for _, q := range queries {
+		compare(q, report.Formats)
+	}
+	// Several pages, in an order that is not the scan's: as csv, and as a table, which
+	// counts the rows past its bound.
+	compare("SELECT i, md5(i::VARCHAR) AS h FROM range(100000) t(i) ORDER BY h", []report.Format{report.FormatCSV, report.FormatTable})
+}
+
+// TestSpilledTableBounded checks that a text table of a spilled result shows its first rows
+// and counts the others, as one read directly does.
+func TestSpilledTableBounded(t *testing.T) {
+	ro, _, _ := readOnlyFixture(t)
+	const q = "SELECT i FROM range(100000) t(i) ORDER BY i DESC"
+	opts := report.RenderOptions{Format: report.FormatTable, MaxTableRows: 10}
+	want, _ := stream(t, ro, q, opts)
+	got, n := streamWith(t, ro, q, report.QueryOptions{Spill: true}, opts)
+	if got != want || n != (report.Rendered{Rows: 100000, Shown: 10}) {
+		t.Errorf("table of 100000 spilled rows bounded at 10 = %+v\n%s\nwant 100000 rows, 10 shown:\n%s", n, got, want)
+	}
+}
+
+// TestSpilledWithinMemoryLimit checks that a spilled result is held within DuckDB's memory
+// limit, the rest in temp files, where a result read directly is held whole outside it.
+func TestSpilledWithinMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	rw, path := fixtureDB(t)
+	if err := rw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := store.Open(ctx, path, store.Options{ReadOnly: true, MemoryLimit: "16MB", Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	// About 36 MB in a table.
+	const q = "SELECT i, md5(i::VARCHAR) AS h FROM range(600000) t(i)"
+	for _, spill := range []bool{false, true} {
+		rows, err := report.QueryRows(ctx, ro.DB, q, report.QueryOptions{Spill: spill})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spilled int64
+		err = ro.QueryRowContext(ctx, "SELECT sum(temporary_storage_bytes) FROM duckdb_memory()").Scan(&spilled)
+		rows.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spilled > 0; got != spill {
+			t.Errorf("QueryRows with Spill %v of a 36 MB result at a 16MB limit: %d bytes in temp files", spill, spilled)
+		}
+	}
+}
+
+// TestSpilledCanceled checks that a spilled query stopped by its context returns the
+// context's cause, and leaves no result table on the pooled connection.
+func TestSpilledCanceled(t *testing.T) {
+	ro, _, _ := readOnlyFixture(t)
+	ro.SetMaxOpenConns(1) // the next query gets the same connection
+	stop := errors.New("stopped by the test")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error)
+	go func() {
+		rows, err := report.QueryRows(ctx, ro.DB, "SELECT count(*) FROM range(10000000000)", report.QueryOptions{Spill: true})
+		if err == nil {
+			rows.Close()
+		}
+		done <- err
+	}()
+	cancel(stop)
+	if err := <-done; !errors.Is(err, stop) || strings.Contains(err.Error(), "INTERRUPT") {
+		t.Errorf("spilled query canceled while it runs = %v, want an error wrapping the cause, not DuckDB's", err)
+	}
+
+	// Canceled while its pages are read.
+	ctx, cancel = context.WithCancelCause(context.Background())
+	rows, err := report.QueryRows(ctx, ro.DB, "SELECT i FROM range(100000) t(i)", report.QueryOptions{Spill: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel(stop)
+	if _, err := rows.Render(io.Discard, report.RenderOptions{Format: report.FormatCSV}); !errors.Is(err, stop) {
+		t.Errorf("Render of a spilled result canceled between pages = %v, want an error wrapping the cause", err)
+	}
+	if err := rows.Close(); err != nil {
+		t.Errorf("Close after a cancel = %v", err)
+	}
+	var n int
+	if err := ro.QueryRow("SELECT count(*) FROM duckdb_tables() WHERE temporary").Scan(&n); err != nil || n != 0 {
+		t.Errorf("temporary tables left on the connection = %d, %v; want 0", n, err)
 	}
 }

@@ -165,6 +165,21 @@ func (s *sliceRows) next() ([]any, error) {
 	return s.rows[s.i-1], nil
 }
 
+// skipRest reads src to its end and returns how many rows it skipped. A source that knows
+// how many rows it has left (a result table) says so without reading them.
+func skipRest(src rowSource) (int64, error) {
+	if c, ok := src.(interface{ skipRest() (int64, error) }); ok {
+		return c.skipRest()
+	}
+	for n := int64(0); ; n++ {
+		if _, err := src.next(); err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
+		}
+	}
+}
+
 // writeCSV writes a header row then one record per row, and returns the number of rows.
 // encoding/csv buffers its output, so rows reach w in blocks, not one write per row.
 func writeCSV(w io.Writer, names, types []string, src rowSource) (int64, error) {
@@ -366,13 +381,9 @@ func (t tableWriter) write(w io.Writer, names, types []string, src rowSource) (t
 	}
 
 	if !t.markdown {
-		for st.rows++; ; st.rows++ {
-			if _, err := src.next(); err == io.EOF {
-				return st, nil
-			} else if err != nil {
-				return st, err
-			}
-		}
+		n, err := skipRest(src)
+		st.rows += 1 + n // the pending row and the rest
+		return st, err
 	}
 	first := slices.Clone(widths)
 	for pending != nil {

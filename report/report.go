@@ -23,7 +23,7 @@
 //
 // Ad-hoc SQL, whose result may be large, is written as it is read:
 //
-//	rows, err := report.QueryRows(ctx, db, sql) // *RefusedError: not a single query
+//	rows, err := report.QueryRows(ctx, db, sql, report.QueryOptions{}) // *RefusedError: not a single query
 //	defer rows.Close()
 //	n, err := rows.Render(os.Stdout, report.RenderOptions{Format: report.FormatCSV})
 //

@@ -4,6 +4,7 @@
 # time, about a minute and 1 GB, by the report benchmark's generator).
 #
 #   scripts/bench-query.sh                                 # csv of 5 narrow columns
+#   MEMORY_LIMIT=48MB scripts/bench-query.sh               # the result spilled within 48MB
 #   FORMAT=table scripts/bench-query.sh                    # the bounded table
 #   QUERY='SELECT * FROM status_checks LIMIT 5000000' scripts/bench-query.sh   # every column
 #   BATSTAT_BENCH_DB=/tmp/other.duckdb scripts/bench-query.sh
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 DB=${BATSTAT_BENCH_DB:-/tmp/batstat-bench.duckdb}
 FORMAT=${FORMAT:-csv}
+MEMORY_LIMIT=${MEMORY_LIMIT:-}
 QUERY=${QUERY:-SELECT message_id, run_id, checked_at, deliverystatus, cost FROM status_checks LIMIT 5000000}
 
 if [[ ! -x /usr/bin/time ]]; then
@@ -33,8 +35,12 @@ if [[ ! -e $DB ]]; then
   BATSTAT_BENCH_DB=$DB go test ./report -run '^$' -bench 'BenchmarkReports/errors$' -benchtime 1x -timeout 30m >/dev/null
 fi
 
-echo "== batstat query --format $FORMAT \"$QUERY\""
-/usr/bin/time -v "$work/batstat" query --db "$DB" --format "$FORMAT" "$QUERY" \
+limit=()
+if [[ -n $MEMORY_LIMIT ]]; then
+  limit=(--memory-limit "$MEMORY_LIMIT")
+fi
+echo "== batstat query ${limit[*]} --format $FORMAT \"$QUERY\""
+/usr/bin/time -v "$work/batstat" query --db "$DB" "${limit[@]}" --format "$FORMAT" "$QUERY" \
   2> >(tee "$work/time.txt" | grep -v '^\s' >&2) | wc -c | awk '{ printf "%d bytes written\n", $1 }'
 wait
 grep -E 'Elapsed \(wall clock\)|Maximum resident set size|Exit status' "$work/time.txt"

@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -39,6 +40,9 @@ type DB struct {
 	*sql.DB
 	Path      string
 	connector *duckdb.Connector
+	// tempKey names the temp directory of a read-only open (see acquireTempDir); "" for a
+	// read-write open, which keeps DuckDB's default beside the file.
+	tempKey string
 }
 
 // LockedError reports that another process holds the database file.
@@ -146,8 +150,15 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	dsn := path
 	var params []string
+	var tempKey string
 	if opts.ReadOnly {
 		params = append(params, "access_mode=READ_ONLY")
+		dir, key, err := acquireTempDir(path)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		tempKey = key
+		params = append(params, "temp_directory="+url.QueryEscape(dir))
 	}
 	if opts.Threads > 0 {
 		params = append(params, fmt.Sprintf("threads=%d", opts.Threads))
@@ -160,9 +171,12 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
+		if tempKey != "" {
+			releaseTempDir(tempKey)
+		}
 		return nil, openError(path, err)
 	}
-	db := &DB{DB: sql.OpenDB(connector), Path: path, connector: connector}
+	db := &DB{DB: sql.OpenDB(connector), Path: path, connector: connector, tempKey: tempKey}
 	// Surface lock and format errors now rather than on the first query.
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -191,6 +205,10 @@ func (db *DB) Close() error {
 	err := db.DB.Close()
 	if cerr := db.connector.Close(); err == nil {
 		err = cerr
+	}
+	if db.tempKey != "" {
+		releaseTempDir(db.tempKey)
+		db.tempKey = ""
 	}
 	return err
 }

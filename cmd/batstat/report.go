@@ -302,7 +302,10 @@ func runQuery(ctx context.Context, o *queryOptions, e *env) error {
 		return err
 	}
 	defer db.Close()
-	rows, err := report.QueryRows(ctx, db.DB, o.sql)
+	// Under --memory-limit the result is spilled, so that the limit holds for it too.
+	// Without it DuckDB may take 80% of RAM, which a spilled result would fill before it
+	// spilled anything: the copy would only cost time.
+	rows, err := report.QueryRows(ctx, db.DB, o.sql, report.QueryOptions{Spill: o.db.memoryLimit != ""})
 	if refused := (*report.RefusedError)(nil); errors.As(err, &refused) {
 		return &usageError{err}
 	}
