@@ -94,7 +94,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return sum, runErr
 	}
 
-	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg)
+	ls, err := load(ctx, db, loadConn, sum.RunID, readers, &cfg)
 	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessages, ls.ToAsk
 	if err != nil {
 		if ctx.Err() != nil {

@@ -61,6 +61,7 @@ type RunTotals struct {
 // be staged while the other commits. Commits must still be made one at a time and in
 // order, so that after a crash the file holds a prefix of a run's batches.
 type Batch struct {
+	db     *DB
 	conn   *sql.Conn
 	runID  int64
 	checks *duckdb.Appender // into batch_checks
@@ -83,7 +84,7 @@ func (db *DB) NewBatch(ctx context.Context, runID int64) (*Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", db.Path, err)
 	}
-	b := &Batch{conn: conn, runID: runID, runIDValue: runID}
+	b := &Batch{db: db, conn: conn, runID: runID, runIDValue: runID}
 	if err := conn.Raw(func(dc any) error {
 		var err error
 		b.errs, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "fetch_errors")
@@ -146,7 +147,10 @@ func (b *Batch) Flush() error { return b.checks.Flush() }
 func (b *Batch) Commit(ctx context.Context, totals RunTotals) (BatchCounts, error) {
 	staged := b.staged
 	defer b.reset()
-	if err := inTx(ctx, b.conn, func() error { return b.commit(ctx, totals) }); err != nil {
+	done := b.db.writing()
+	err := inTx(ctx, b.conn, func() error { return b.commit(ctx, totals) })
+	done()
+	if err != nil {
 		return BatchCounts{}, err
 	}
 	if err := b.newStaging(ctx); err != nil {

@@ -32,6 +32,7 @@ type RunCounts struct {
 // live process has the file): the messages of a run that died while loading are taken
 // back, so the next identical run loads them whole, and the runs are marked crashed.
 func (db *DB) RecoverCrashed(ctx context.Context) error {
+	defer db.writing()()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", db.Path, err)
@@ -51,6 +52,7 @@ func (db *DB) RecoverCrashed(ctx context.Context) error {
 
 // StartRun records a new run, 'running' and loading, and returns its ID.
 func (db *DB) StartRun(ctx context.Context, r RunStart) (runID int64, err error) {
+	defer db.writing()()
 	if err := db.QueryRowContext(ctx,
 		`INSERT INTO runs (started_at, outcome, api_url, inputs, refresh, loading) VALUES (now(), $1, $2, $3, $4, true)
 		 RETURNING run_id`, OutcomeRunning, r.APIURL, r.Inputs, r.Refresh,
@@ -64,6 +66,7 @@ func (db *DB) StartRun(ctx context.Context, r RunStart) (runID int64, err error)
 // and its final counters. It writes even when ctx is cancelled: an interrupted run must
 // still be recorded.
 func (db *DB) FinishRun(ctx context.Context, runID int64, outcome string, runErr error, c RunCounts) error {
+	defer db.writing()()
 	var msg any
 	if runErr != nil {
 		msg = runErr.Error()
