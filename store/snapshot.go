@@ -192,6 +192,9 @@ type SnapshotInfo struct {
 type RunProgress struct {
 	RunID   int64
 	Outcome string // OutcomeRunning for a run in progress
+	// Loading says the run is still loading its inputs: it has asked nothing yet, and
+	// Requested is not known.
+	Loading bool
 	// Requested is how many messages the run set out to ask; Asked how many of them it has
 	// asked: answered, or failed after their retries.
 	Requested, Asked int64
@@ -262,9 +265,9 @@ func openSnapshot(ctx context.Context, path string, opts Options) (*DB, error) {
 func latestRun(ctx context.Context, q querier) (*RunProgress, error) {
 	var r RunProgress
 	err := q.QueryRowContext(ctx, `
-		SELECT run_id, outcome, requested, answered + failed FROM runs
+		SELECT run_id, outcome, coalesce(loading, false), requested, answered + failed FROM runs
 		ORDER BY outcome = $1 DESC, run_id DESC LIMIT 1`, OutcomeRunning,
-	).Scan(&r.RunID, &r.Outcome, &r.Requested, &r.Asked)
+	).Scan(&r.RunID, &r.Outcome, &r.Loading, &r.Requested, &r.Asked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/ingest/idlist"
 	"github.com/batstat/batstat/smsbat"
+	"github.com/batstat/batstat/store"
 )
 
 func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
@@ -42,6 +45,15 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.StringFlag{Name: "refresh", Usage: "pending (messages without a terminal status) or all", Value: string(ingest.RefreshPending)},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
+		&cli.DurationFlag{Name: "snapshot-every", Value: defaultSnapshotEvery,
+			Usage: "while answers arrive, publish a read-only snapshot PATH.snapshot for readers every `D`, and at the end (0 = off)",
+			Action: func(_ *cli.Context, d time.Duration) error {
+				if d < 0 {
+					return usagef("--snapshot-every %s: must not be negative (0 turns snapshots off)", d)
+				}
+				return nil
+			}},
+		lockTimeoutFlag(writerLockTimeout, "(a report or query)"),
 	}
 	flags = append(flags, logFlags()...)
 	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
@@ -49,8 +61,10 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
 		ArgsUsage: "FILE... (CSV, .csv.gz, a glob, or - for stdin)",
-		Description: "Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
-			"retries; 1 fatal error; 2 bad usage; 130/143 interrupted (after flushing what was fetched).",
+		Description: "While it runs, report, query and export read the snapshot it publishes (--snapshot-every).\n\n" +
+			"Exit status: 0 every message has an answer; 3 some messages still failed after their\n" +
+			"retries; 1 fatal error; 2 bad usage; 75 the database stayed in use by another process for\n" +
+			"--lock-timeout (try again later); 130/143 interrupted (after flushing what was fetched).",
 		Flags:  flags,
 		Action: action(e, newFetchOptions, runF),
 	})
@@ -66,7 +80,14 @@ type fetchOptions struct {
 	// Stdin, Logger and Progress.
 	config     ingest.Config
 	noProgress bool
+	// snapshotEvery is how often a snapshot is published while the run writes; 0 = never.
+	snapshotEvery time.Duration
 }
+
+// defaultSnapshotEvery is --snapshot-every's default: a reader's answer is at most a minute
+// old, and a snapshot (a checkpoint and a copy of the file) costs the run little at that
+// pace (BENCHMARKS.md, "Snapshots").
+const defaultSnapshotEvery = time.Minute
 
 // newFetchOptions turns fetch's flags and arguments into options. It reads --api-key-file
 // and expands globs, but opens no input and no database.
@@ -74,7 +95,7 @@ func newFetchOptions(c *cli.Context, _ *env) (*fetchOptions, error) {
 	if c.NArg() == 0 {
 		return nil, usagef("fetch: no input FILE given (use - for stdin)")
 	}
-	o := &fetchOptions{db: newDBOptions(c), noProgress: c.Bool("no-progress")}
+	o := &fetchOptions{db: newDBOptions(c), noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every")}
 	var err error
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
@@ -157,14 +178,26 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	}
 	defer job.Close()
 
-	db, err := o.db.open(ctx, false)
+	db, err := o.db.openWriter(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	log.Info("fetch starting", "db", db.Path, "api_url", cfg.APIURL, "auth", o.auth.String(),
 		"inputs", len(cfg.Inputs), "concurrency", cfg.Concurrency, "rate", cfg.Rate)
+	stopSnapshots := func() {}
+	if o.snapshotEvery > 0 {
+		stopSnapshots = db.PublishSnapshots(o.snapshotEvery, func(st store.SnapshotStats, err error) {
+			logSnapshot(log, slog.LevelDebug, st, err)
+		})
+	}
 	sum, err := job.Run(ctx, db)
+	stopSnapshots()
+	if o.snapshotEvery > 0 && db.Changed() {
+		// Also after an interrupt: the snapshot then holds what the run stored.
+		st, serr := db.Snapshot(context.WithoutCancel(ctx))
+		logSnapshot(log, slog.LevelInfo, st, serr)
+	}
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 	}
@@ -178,6 +211,17 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return &partialError{failed: sum.Failed}
 	}
 	return nil
+}
+
+// logSnapshot logs a published snapshot at level, or why it was not published. A snapshot
+// that fails does not fail the run: the readers keep the last one.
+func logSnapshot(log *slog.Logger, level slog.Level, st store.SnapshotStats, err error) {
+	if err != nil {
+		log.Warn("snapshot not published", "err", err)
+		return
+	}
+	log.Log(context.Background(), level, "snapshot published", "path", st.Path, "bytes", st.Bytes,
+		"writes_held", st.Held.Round(time.Microsecond), "took", st.Took.Round(time.Microsecond))
 }
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function

@@ -15,6 +15,20 @@ import (
 	"github.com/batstat/batstat/store"
 )
 
+// readerFlags are the flags of the commands that read the database: DuckDB's resources and
+// how long to wait for it.
+func readerFlags() []cli.Flag {
+	return append(resourceFlags(""), lockTimeoutFlag(readerLockTimeout, "(a fetch) and has no snapshot"))
+}
+
+// readerHelp is the --help text of report, query and export: how they read while a fetch
+// runs, and their exit statuses.
+const readerHelp = "While another process (a fetch) holds the database, reads its newest snapshot\n" +
+	"(PATH.snapshot) and says so on stderr: reading snapshot of HH:MM:SS, run N in progress:\n" +
+	"asked X of Y. With no snapshot, waits up to --lock-timeout.\n\n" +
+	"Exit status: 0 ok; 1 fatal error; 2 bad usage; 75 the database stayed in use by another\n" +
+	"process for --lock-timeout and had no snapshot (try again later); 130/143 interrupted."
+
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Usage: "table, csv, json or markdown", Value: "table"},
@@ -35,13 +49,14 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 		&cli.StringFlag{Name: "queries-dir", Usage: "add the .sql files of `DIR` as reports named after their files"},
 	}
 	flags = append(flags, outputFlags()...)
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
-		Name:      "report",
-		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
-		ArgsUsage: "[NAME...]",
-		Flags:     flags,
-		Action:    action(e, newReportOptions, runF),
+		Name:        "report",
+		Usage:       "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
+		Description: readerHelp,
+		ArgsUsage:   "[NAME...]",
+		Flags:       flags,
+		Action:      action(e, newReportOptions, runF),
 	})
 }
 
@@ -116,13 +131,14 @@ func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
 		runF = runQuery
 	}
 	flags := append([]cli.Flag{dbFlag()}, outputFlags()...)
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
-		Name:      "query",
-		Usage:     "run ad-hoc SQL on a read-only connection",
-		ArgsUsage: "SQL (or - to read it from stdin)",
-		Flags:     flags,
-		Action:    action(e, newQueryOptions, runF),
+		Name:        "query",
+		Usage:       "run ad-hoc SQL on a read-only connection",
+		Description: readerHelp,
+		ArgsUsage:   "SQL (or - to read it from stdin)",
+		Flags:       flags,
+		Action:      action(e, newQueryOptions, runF),
 	})
 }
 
@@ -160,7 +176,7 @@ func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
 // once the query has run (duckdb-go runs it to the end before the first row), so that a
 // refused or failing query leaves no output file behind.
 func runQuery(ctx context.Context, o *queryOptions, e *env) error {
-	db, err := o.db.open(ctx, true)
+	db, err := o.db.openReader(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -202,13 +218,14 @@ func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
 		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ (Spark, Trino, BigQuery)"},
 	}
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
-		Name:      "export",
-		Usage:     "export a table, a view or a query to csv, parquet or json",
-		ArgsUsage: "[TABLE] (default message_status)",
-		Flags:     flags,
-		Action:    action(e, newExportOptions, runF),
+		Name:        "export",
+		Usage:       "export a table, a view or a query to csv, parquet or json",
+		Description: readerHelp,
+		ArgsUsage:   "[TABLE] (default message_status)",
+		Flags:       flags,
+		Action:      action(e, newExportOptions, runF),
 	})
 }
 
@@ -237,7 +254,7 @@ func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
 }
 
 func runExport(ctx context.Context, o *exportOptions, e *env) error {
-	db, err := o.db.open(ctx, true)
+	db, err := o.db.openReader(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -289,7 +306,7 @@ func (o outputOptions) open(e *env) (w io.Writer, closeOut func() error, err err
 // readAndRender opens the database read-only, lets produce compute the results and
 // renders them to --output or stdout.
 func readAndRender(ctx context.Context, dbo dbOptions, out outputOptions, e *env, produce func(db *store.DB) ([]*report.Result, error)) error {
-	db, err := dbo.open(ctx, true)
+	db, err := dbo.openReader(ctx, e)
 	if err != nil {
 		return err
 	}
