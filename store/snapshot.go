@@ -28,7 +28,8 @@ type SnapshotStats struct {
 	// which is how readers learn it.
 	Taken time.Time
 	// Held is how long writes to the database were held off: the checkpoint and the copy.
-	Held time.Duration
+	// Checkpoint is the checkpoint's part of it.
+	Held, Checkpoint time.Duration
 	// Took is the whole publication, the fsyncs and the rename included.
 	Took time.Duration
 }
@@ -111,6 +112,7 @@ func (db *DB) copyCheckpointed(ctx context.Context, out *os.File, st *SnapshotSt
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
 	st.Taken = time.Now()
+	st.Checkpoint = st.Taken.Sub(held)
 	// With no write running, the checkpoint leaves no WAL (DuckDB removes it): the file
 	// alone holds every commit. Anything else, and the copy would miss commits.
 	if fi, err := os.Stat(db.Path + ".wal"); err == nil && fi.Size() > 0 {

@@ -221,7 +221,8 @@ func logSnapshot(log *slog.Logger, level slog.Level, st store.SnapshotStats, err
 		return
 	}
 	log.Log(context.Background(), level, "snapshot published", "path", st.Path, "bytes", st.Bytes,
-		"writes_held", st.Held.Round(time.Microsecond), "took", st.Took.Round(time.Microsecond))
+		"writes_held", st.Held.Round(time.Microsecond), "checkpoint", st.Checkpoint.Round(time.Microsecond),
+		"took", st.Took.Round(time.Microsecond))
 }
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function
