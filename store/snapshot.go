@@ -9,12 +9,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 // SnapshotPath is where the snapshot of the database at path is published: beside it,
 // named path + ".snapshot".
-func SnapshotPath(path string) string { return path + ".snapshot" }
+func SnapshotPath(path string) string { return path + snapshotSuffix }
+
+const snapshotSuffix = ".snapshot"
 
 // snapshotTempPath is where a snapshot is written before it is renamed over the last one.
 // There is one such name per database: one writer at a time, one snapshot at a time.
@@ -44,10 +47,13 @@ type SnapshotStats struct {
 // The copy is DuckDB's own file: a CHECKPOINT moves every commit from the WAL into the
 // file, and the file is copied while no write can run (every write method of this package
 // waits for writeMu, which Snapshot holds), so the copy holds exactly the commits made
-// before it, with the same tables, view, macros and sequence, and needs no upgrade. Copying
-// the bytes costs a fraction of what DuckDB's ATTACH with COPY FROM DATABASE or EXPORT
-// DATABASE cost, which decode and encode every row again (BENCHMARKS.md, "Snapshots").
-// Writes wait for the checkpoint and the copy only; the fsync comes after.
+// before it, with the same tables, view, macros and sequence, and needs no upgrade. The
+// other ways DuckDB offers were measured and not taken (BENCHMARKS.md, "Snapshots"): ATTACH
+// with COPY FROM DATABASE holds no write off (it reads in one transaction), but decodes and
+// encodes every row again, a CPU cost that grows with the file at every snapshot, and
+// rebuilds the catalog entry by entry; EXPORT DATABASE costs as much and gives no database.
+// Writes wait for the checkpoint (work DuckDB would do at its next automatic checkpoint)
+// and the copy only; the fsync comes after.
 func (db *DB) Snapshot(ctx context.Context) (SnapshotStats, error) {
 	db.snapMu.Lock()
 	defer db.snapMu.Unlock()
@@ -208,17 +214,26 @@ type RunProgress struct {
 // there is no snapshot either, it waits as w says, trying both again, and fails with a
 // *LockedError when the wait runs out.
 //
-// A snapshot is opened as it is: never upgraded, never written to.
+// A snapshot is opened as it is: never upgraded, never written to; so is a path named like
+// one (PATH.snapshot), which is read as a snapshot, with its FromSnapshot.
 func OpenReader(ctx context.Context, path string, opts Options, w Wait) (*DB, error) {
 	opts.ReadOnly = true
 	var db *DB
+	if strings.HasSuffix(path, snapshotSuffix) {
+		err := w.Do(ctx, func() error {
+			var err error
+			db, err = openSnapshot(ctx, path, opts)
+			return err
+		})
+		return db, err
+	}
 	err := w.Do(ctx, func() error {
 		var err error
 		db, err = Open(ctx, path, opts)
 		if err == nil || !IsLocked(err) {
 			return err
 		}
-		snap, serr := openSnapshot(ctx, path, opts)
+		snap, serr := openSnapshot(ctx, SnapshotPath(path), opts)
 		switch {
 		case serr == nil:
 			db = snap
@@ -234,10 +249,9 @@ func OpenReader(ctx context.Context, path string, opts Options, w Wait) (*DB, er
 	return db, nil
 }
 
-// openSnapshot opens the snapshot of the database at path read-only; an error satisfying
+// openSnapshot opens the snapshot at snap read-only; an error satisfying
 // errors.Is(err, fs.ErrNotExist) says there is none.
-func openSnapshot(ctx context.Context, path string, opts Options) (*DB, error) {
-	snap := SnapshotPath(path)
+func openSnapshot(ctx context.Context, snap string, opts Options) (*DB, error) {
 	fi, err := os.Stat(snap)
 	if err != nil {
 		return nil, err

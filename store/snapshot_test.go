@@ -527,8 +527,13 @@ func TestOpenReaderDoesNotUpgradeASnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fileState(t, store.SnapshotPath(path))
+	r, err := store.OpenReader(ctx, store.SnapshotPath(path), store.Options{}, store.Wait{})
+	if err == nil {
+		r.Close()
+		t.Errorf("OpenReader of PATH.snapshot opened a snapshot of schema 2")
+	}
 	holdFile(t, path)
-	r, err := store.OpenReader(ctx, path, store.Options{}, store.Wait{})
+	r, err = store.OpenReader(ctx, path, store.Options{}, store.Wait{})
 	if err == nil {
 		r.Close()
 		t.Fatalf("OpenReader opened a snapshot of schema 2")
@@ -538,6 +543,24 @@ func TestOpenReaderDoesNotUpgradeASnapshot(t *testing.T) {
 	}
 	if after := fileState(t, store.SnapshotPath(path)); after != before {
 		t.Errorf("OpenReader changed an old snapshot")
+	}
+}
+
+// A reader given PATH.snapshot itself reads it as a snapshot, saying so.
+func TestOpenReaderOfASnapshotPath(t *testing.T) {
+	ctx := context.Background()
+	db := fixture(t)
+	st, err := db.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.OpenReader(ctx, st.Path, store.Options{}, store.Wait{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.FromSnapshot == nil || r.FromSnapshot.Path != st.Path || !r.FromSnapshot.Taken.Equal(st.Taken) {
+		t.Errorf("OpenReader(%s).FromSnapshot = %+v, want the snapshot taken at %v", st.Path, r.FromSnapshot, st.Taken)
 	}
 }
 
