@@ -30,7 +30,9 @@ func demoCommand(e *env, runF runFunc[*demoOptions]) *cli.Command {
 		Name:  "demo",
 		Usage: "run the whole job on the sample campaigns against an in-process fake API and print the reports",
 		Description: "Nothing to configure and no network: the fake SMSBAT API runs inside the process.\n" +
-			"The database is recreated on every run; demo refuses to overwrite a file it did not create.",
+			"The database is recreated on every run; demo refuses to overwrite a file it did not create.\n\n" +
+			"Exit status: 0 ok; 1 fatal error; 2 bad usage; 75 the demo database is in use by another\n" +
+			"process (try again later); 130/143 interrupted.",
 		Flags: append([]cli.Flag{
 			// Not BATSTAT_DB: a demo must never write sample data into a production file.
 			&cli.StringFlag{Name: "db", Usage: "DuckDB database `PATH` to (re)create", Value: "batstat-demo.duckdb"},
@@ -144,6 +146,9 @@ func removeDemoDB(ctx context.Context, path string) error {
 		return nil
 	}
 	db, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	if store.IsLocked(err) {
+		return fmt.Errorf("demo: %w", err) // busy, not foreign: exit 75
+	}
 	if err != nil {
 		return fmt.Errorf("demo: %s exists and is not a demo database (%v); pass another --db", path, err)
 	}

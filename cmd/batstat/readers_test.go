@@ -304,6 +304,10 @@ func TestLockTimeoutExits75(t *testing.T) {
 			t.Errorf("batstat %s --lock-timeout %s: stderr %q; want a line saying it waits exactly when it may", args[0], args[4], r.stderr)
 		}
 	}
+	// demo does not wait (it makes its own file), but a held file is busy, not foreign.
+	if r := runCLI(t, dir, "", "demo", "--db", db); r.code != 75 || !strings.Contains(r.stderr, pid) || strings.Contains(r.stderr, "not a demo database") {
+		t.Errorf("batstat demo on a held database = exit %d, stderr:\n%s\nwant exit 75 naming %s", r.code, r.stderr, pid)
+	}
 	if _, err := os.Stat(store.SnapshotPath(db)); err == nil {
 		t.Errorf("--snapshot-every 0 published a snapshot")
 	}
