@@ -77,8 +77,8 @@ func (s *campaignSet) sorted() []string {
 // on its own (see store.Load: the load still reads as all or nothing). On failure the
 // messages it added are taken back before it returns. The campaigns of the rows staged
 // are added to campaigns.
-func load(ctx context.Context, conn *sql.Conn, runID int64, readers []*idlist.Reader, cfg *Config, campaigns *campaignSet) (st store.LoadCounts, err error) {
-	l, err := store.StartLoad(ctx, conn, store.LoadOptions{
+func load(ctx context.Context, db *store.DB, conn *sql.Conn, runID int64, readers []*idlist.Reader, cfg *Config, campaigns *campaignSet) (st store.LoadCounts, err error) {
+	l, err := db.StartLoad(ctx, conn, store.LoadOptions{
 		RunID: runID, At: time.Now().UTC(), RefreshAll: cfg.Refresh == RefreshAll,
 	})
 	if err != nil {

@@ -345,7 +345,7 @@ func killedBetweenChunks(t *testing.T, db *store.DB, msgs []store.Message) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	l, err := store.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
+	l, err := db.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

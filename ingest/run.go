@@ -144,7 +144,7 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 	}
 
 	var campaigns campaignSet
-	ls, err := load(ctx, loadConn, sum.RunID, readers, &cfg, &campaigns)
+	ls, err := load(ctx, db, loadConn, sum.RunID, readers, &cfg, &campaigns)
 	sum.Campaigns = campaigns.sorted()
 	sum.IDsRead, sum.Rejected, sum.NewMessages, sum.Requested = ls.IDsRead, ls.Rejected, ls.NewMessages, ls.ToAsk
 	sum.RejectedBy = ls.RejectedBy

@@ -7,6 +7,8 @@
 #   FETCH_FLAGS='--memory-limit 256MB --threads 1' scripts/bench-fetch.sh
 #   GODEBUG=gctrace=1 scripts/bench-fetch.sh       # the Go heap at each GC (in the log)
 #   KEEP=1 scripts/bench-fetch.sh                  # keep the work directory
+#   FETCH_FLAGS='--snapshot-every 10s --log-level debug' scripts/bench-fetch.sh
+#                                                  # what snapshots cost (see BENCHMARKS.md)
 #
 # Needs GNU time as /usr/bin/time (Debian: apt-get install -y time). Prints the fetch
 # summary, the elapsed time and the maximum resident set size of the fetch process (the
@@ -77,6 +79,21 @@ status=0
   2>"$work/fetch.log" || status=$?
 
 grep -E 'level=(WARN|ERROR)|fetch finished|inputs loaded' "$work/fetch.log" || true
+# Snapshots (logged at debug level while the run goes, at info level at its end): how many,
+# how long each held the writes off (the checkpoint is part of it) and how long each took,
+# in ms (median, max, total).
+snapshot_stat() { # FIELD: the field's values in ms, one a line
+  grep 'msg="snapshot published"' "$work/fetch.log" | sed -n "s/.* $1=\([0-9.]*\)\([µm]*s\).*/\1 \2/p" |
+    awk '{ v = $1; if ($2 == "µs") v /= 1000; else if ($2 == "s") v *= 1000; printf "%.1f\n", v }' | sort -n
+}
+snapshots=$(grep -c 'msg="snapshot published"' "$work/fetch.log" || true)
+if [[ $snapshots -gt 0 ]]; then
+  for field in writes_held checkpoint took; do
+    snapshot_stat "$field" | awk -v f="$field" '{ v[NR] = $1; t += $1 }
+      END { printf "snapshots %s: %d, median %.1f ms, max %.1f ms, total %.1f ms\n", f, NR, v[int((NR + 1) / 2)], v[NR], t }'
+  done
+  grep 'msg="snapshot published"' "$work/fetch.log" | tail -1 | sed -n 's/.* bytes=\([0-9]*\).*/last snapshot: \1 bytes/p'
+fi
 if [[ -n ${GODEBUG:-} ]]; then
   echo "-- GODEBUG output (last 5 lines of $(grep -c '^gc ' "$work/fetch.log" || true) GCs)"
   grep '^gc ' "$work/fetch.log" | tail -5 || true

@@ -49,7 +49,8 @@ type BatchCounts struct {
 // RunTotals are a run's running totals that every batch's commit records with it.
 type RunTotals struct {
 	// Requested counts the messages the run has set out to ask so far: a run that asks in
-	// several passes (a watch) counts a message once per pass.
+	// several passes (a watch) counts a message once per pass. It only ever raises the
+	// run's count, which its load already set, so 0 leaves that count alone.
 	Requested            int64
 	Retries, RateLimited int64
 }
@@ -64,6 +65,7 @@ type RunTotals struct {
 // be staged while the other commits. Commits must still be made one at a time and in
 // order, so that after a crash the file holds a prefix of a run's batches.
 type Batch struct {
+	db     *DB
 	conn   *sql.Conn
 	runID  int64
 	checks *duckdb.Appender // into batch_checks
@@ -86,7 +88,7 @@ func (db *DB) NewBatch(ctx context.Context, runID int64) (*Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", db.Path, err)
 	}
-	b := &Batch{conn: conn, runID: runID, runIDValue: runID}
+	b := &Batch{db: db, conn: conn, runID: runID, runIDValue: runID}
 	if err := conn.Raw(func(dc any) error {
 		var err error
 		b.errs, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "fetch_errors")
@@ -149,7 +151,10 @@ func (b *Batch) Flush() error { return b.checks.Flush() }
 func (b *Batch) Commit(ctx context.Context, totals RunTotals) (BatchCounts, error) {
 	staged := b.staged
 	defer b.reset()
-	if err := inTx(ctx, b.conn, func() error { return b.commit(ctx, totals) }); err != nil {
+	done := b.db.writing()
+	err := inTx(ctx, b.conn, func() error { return b.commit(ctx, totals) })
+	done()
+	if err != nil {
 		return BatchCounts{}, err
 	}
 	if err := b.newStaging(ctx); err != nil {
@@ -184,7 +189,7 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	}
 	if _, err := b.conn.ExecContext(ctx, `
 		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
-		       retries = $5, rate_limited = $6, requested = $7
+		       retries = $5, rate_limited = $6, requested = greatest(requested, $7)
 		WHERE run_id = $1`, b.runID, b.staged.Answered, b.staged.NotFound, b.staged.Failed,
 		totals.Retries, totals.RateLimited, totals.Requested); err != nil {
 		return fmt.Errorf("update run counters: %w", err)

@@ -80,6 +80,7 @@ type LoadCounts struct {
 //
 // A Load is not safe for concurrent use.
 type Load struct {
+	db            *DB
 	conn          *sql.Conn
 	runID         int64
 	at            time.Time
@@ -106,10 +107,10 @@ type LoadOptions struct {
 	RefreshAll bool
 }
 
-// StartLoad prepares a load on conn, which must stay pinned until the todo table has been
-// read. On failure it has already undone the run's load (see Undo).
-func StartLoad(ctx context.Context, conn *sql.Conn, opts LoadOptions) (*Load, error) {
-	l := &Load{conn: conn, runID: opts.RunID, at: opts.At, refreshAll: opts.RefreshAll, rejectedBy: map[string]int64{}}
+// StartLoad prepares a load on conn, a connection of db, which must stay pinned until the
+// todo table has been read. On failure it has already undone the run's load (see Undo).
+func (db *DB) StartLoad(ctx context.Context, conn *sql.Conn, opts LoadOptions) (*Load, error) {
+	l := &Load{db: db, conn: conn, runID: opts.RunID, at: opts.At, refreshAll: opts.RefreshAll, rejectedBy: map[string]int64{}}
 	for _, create := range []string{
 		`CREATE OR REPLACE TEMP TABLE todo (seq BIGINT, message_id VARCHAR, answered BOOLEAN)`,
 		seenTable,
@@ -166,6 +167,8 @@ func (l *Load) fileNumber(file string) int {
 
 // Reject records an input row that cannot be loaded, with the chunk.
 func (l *Load) Reject(r *Rejection) error {
+	// The Appender writes to rejected_rows by itself once it holds enough rows.
+	defer l.db.writing()()
 	l.seq++
 	l.counts.Rejected++
 	kind := r.Kind
@@ -188,11 +191,16 @@ func (l *Load) Counts() LoadCounts {
 // conflicts, its new messages and its IDs to ask, then replaces the staging table with an
 // empty one.
 func (l *Load) Settle(ctx context.Context) error {
-	if err := errors.Join(l.rows.Flush(), l.rejects.Flush()); err != nil {
-		return fmt.Errorf("stage input rows: %w", err)
-	}
 	var duplicates, conflicts, added int64
-	if err := inTx(ctx, l.conn, func() error { return l.settle(ctx, &duplicates, &conflicts, &added) }); err != nil {
+	done := l.db.writing()
+	err := errors.Join(l.rows.Flush(), l.rejects.Flush())
+	if err != nil {
+		err = fmt.Errorf("stage input rows: %w", err)
+	} else {
+		err = inTx(ctx, l.conn, func() error { return l.settle(ctx, &duplicates, &conflicts, &added) })
+	}
+	done()
+	if err != nil {
 		return err
 	}
 	l.counts.Rejected += duplicates + conflicts
@@ -286,7 +294,8 @@ func (l *Load) exec(ctx context.Context, affected *int64, what, query string, ar
 // messages show in message_status. It returns the counts, ToAsk included, and records
 // them in the run's row.
 func (l *Load) Finish(ctx context.Context) (LoadCounts, error) {
-	if err := l.Close(); err != nil {
+	defer l.db.writing()()
+	if err := l.close(); err != nil {
 		return l.counts, fmt.Errorf("stage input rows: %w", err)
 	}
 	// The load's tables go with it: the connection serves the rest of the run, and seen
@@ -309,7 +318,8 @@ func (l *Load) Finish(ctx context.Context) (LoadCounts, error) {
 // loading state. It runs even when the load's ctx is cancelled: an interrupted load must
 // not leave half of its messages behind.
 func (l *Load) Undo() error {
-	if err := l.Close(); err != nil {
+	defer l.db.writing()()
+	if err := l.close(); err != nil {
 		return fmt.Errorf("stage input rows: %w", err)
 	}
 	if err := undoLoad(context.Background(), l.conn, "run_id = $1", l.runID); err != nil {
@@ -320,6 +330,15 @@ func (l *Load) Undo() error {
 
 // Close releases the load's appenders; Finish and Undo call it. It may be called again.
 func (l *Load) Close() error {
+	if l.closed {
+		return nil
+	}
+	// Closing flushes what is left of the rejected rows to rejected_rows.
+	defer l.db.writing()()
+	return l.close()
+}
+
+func (l *Load) close() error {
 	if l.closed {
 		return nil
 	}

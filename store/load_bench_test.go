@@ -64,7 +64,7 @@ func benchLoad(b *testing.B, db *store.DB, n, chunk int) (mem int64) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	l, err := store.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
+	l, err := db.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
 	if err != nil {
 		b.Fatal(err)
 	}

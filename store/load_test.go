@@ -207,7 +207,7 @@ func load(t *testing.T, db *store.DB, rows []row, chunk int) (int64, store.LoadC
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	l, err := store.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
+	l, err := db.StartLoad(ctx, conn, store.LoadOptions{RunID: runID, At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ type RunCounts struct {
 // live process has the file): the messages of a run that died while loading are taken
 // back, so the next identical run loads them whole, and the runs are marked crashed.
 func (db *DB) RecoverCrashed(ctx context.Context) error {
+	defer db.writing()()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", db.Path, err)
@@ -55,6 +56,7 @@ func (db *DB) RecoverCrashed(ctx context.Context) error {
 
 // StartRun records a new run, 'running' and loading, and returns its ID.
 func (db *DB) StartRun(ctx context.Context, r RunStart) (runID int64, err error) {
+	defer db.writing()()
 	var started any
 	if !r.StartedAt.IsZero() {
 		started = r.StartedAt
@@ -75,6 +77,7 @@ func (db *DB) StartRun(ctx context.Context, r RunStart) (runID int64, err error)
 // have. In the same transaction it ends the run's loading state and records its ids_read
 // and requested (the number of IDs). It returns how many messages it added.
 func (db *DB) AddMessages(ctx context.Context, runID int64, at time.Time, campaign string, ids []string) (added int64, err error) {
+	defer db.writing()()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("database %s: %w", db.Path, err)
@@ -103,6 +106,7 @@ func (db *DB) AddMessages(ctx context.Context, runID int64, at time.Time, campai
 // and its final counters. It writes even when ctx is cancelled: an interrupted run must
 // still be recorded.
 func (db *DB) FinishRun(ctx context.Context, runID int64, outcome string, runErr error, c RunCounts) error {
+	defer db.writing()()
 	var msg any
 	if runErr != nil {
 		msg = runErr.Error()

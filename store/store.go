@@ -7,6 +7,10 @@
 // (StartRun, RecoverCrashed, FinishRun); its inputs are loaded in chunks (Load) and read
 // back as the messages to ask (TodoPage); its answers are committed in batches (Batch).
 // Stateful work (temp tables, transactions, the Appender) is done on a pinned *sql.Conn.
+//
+// While a writer holds the file, no other process may open it, not even to read; so the
+// writer publishes snapshots beside it (DB.Snapshot, SnapshotPath), which readers open
+// instead (OpenReader), and an open can wait for a file another process holds (Wait).
 package store
 
 import (
@@ -15,8 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -43,15 +51,50 @@ type DB struct {
 	// tempKey names the temp directory of a read-only open (see acquireTempDir); "" for a
 	// read-write open, which keeps DuckDB's default beside the file.
 	tempKey string
+
+	// FromSnapshot says what OpenReader opened when the database file itself was held by
+	// another process: the snapshot at Path. It is nil when Path is the database.
+	FromSnapshot *SnapshotInfo
+
+	// writeMu keeps Snapshot apart from every write to the file: each method of this
+	// package that writes holds it for reading while it writes (see writing), and
+	// Snapshot holds it exclusively while it checkpoints and copies the file. A new
+	// write method must take it too.
+	writeMu sync.RWMutex
+	// changes counts the writes done under writeMu; published is its value at the last
+	// snapshot, so that a snapshot of an unchanged file can be skipped.
+	changes, published atomic.Int64
+	// snapMu makes snapshots one at a time: they share one temp file. It also guards fd,
+	// the descriptor snapshots copy the file from (see file).
+	snapMu sync.Mutex
+	fd     *os.File
 }
 
-// LockedError reports that another process holds the database file.
+// writing holds off snapshots until the returned function is called, once the write it
+// guards is over (committed or rolled back).
+func (db *DB) writing() (done func()) {
+	db.writeMu.RLock()
+	return func() {
+		db.changes.Add(1)
+		db.writeMu.RUnlock()
+	}
+}
+
+// LockedError reports that another process holds the database file: a temporary
+// failure, worth trying again later.
 type LockedError struct {
 	Path string
 	PID  string // the holder's PID when DuckDB names it
+	// Waited is how long the open waited for the file before it gave up (see Wait); 0
+	// when it did not wait.
+	Waited time.Duration
 }
 
 func (e *LockedError) Error() string {
+	if e.Waited > 0 {
+		return fmt.Sprintf("database %s is in use by %s: still held after waiting %s; try again later",
+			e.Path, e.holder(), FormatWait(e.Waited))
+	}
 	return fmt.Sprintf("database %s is in use by %s; wait for it to finish or use another --db", e.Path, e.holder())
 }
 
@@ -65,7 +108,8 @@ func (e *LockedError) holder() string {
 var pidRE = regexp.MustCompile(`PID (\d+)`)
 
 // Open opens (creating it if needed, unless read-only) the database at path. A read-write
-// open brings the file's schema up to date. So does a read-only open of a file batstat made
+// open brings the file's schema up to date, and removes the temp file of a snapshot that a
+// writer killed while publishing it left behind. So does a read-only open of a file batstat made
 // with an older schema, which the reports could not read: it opens the file read-write for
 // that first, and fails with an error that says how to upgrade when another process holds
 // the file. A DuckDB file that batstat did not make is opened as it is.
@@ -187,6 +231,12 @@ func open(ctx context.Context, path string, opts Options) (*DB, error) {
 			db.Close()
 			return nil, fmt.Errorf("update schema of %s: %w", path, err)
 		}
+		// Holding the file read-write, this process is the only one that writes snapshots
+		// of it: a temp file is what a killed writer left.
+		if err := removeIfExists(snapshotTempPath(path)); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return db, nil
 }
@@ -210,6 +260,13 @@ func (db *DB) Close() error {
 		releaseTempDir(db.tempKey)
 		db.tempKey = ""
 	}
+	// Only now that DuckDB has let go of the file (see file).
+	db.snapMu.Lock()
+	if db.fd != nil {
+		db.fd.Close()
+		db.fd = nil
+	}
+	db.snapMu.Unlock()
 	return err
 }
 
@@ -220,6 +277,7 @@ func (db *DB) Meta(ctx context.Context, key string) (value string, ok bool, err 
 
 // SetMeta sets key to value in batstat_meta, replacing any value it had.
 func (db *DB) SetMeta(ctx context.Context, key, value string) error {
+	defer db.writing()()
 	return setMeta(ctx, db, key, value)
 }
 

@@ -21,6 +21,7 @@ import (
 const holdEnv = "BATSTAT_STORE_TEST_HOLD"
 
 func TestMain(m *testing.M) {
+	snapshotHelper()
 	if path := os.Getenv(holdEnv); path != "" {
 		if err := holdOpen(path); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -141,6 +141,7 @@ func exitCode(err error) int {
 	var ce cli.ExitCoder
 	var und *undeliveredError
 	var pend *pendingError
+	var le *store.LockedError
 	switch {
 	case err == nil:
 		return exitOK
@@ -161,6 +162,8 @@ func exitCode(err error) int {
 		return exitUndelivered
 	case errors.As(err, &pend):
 		return exitPending
+	case errors.As(err, &le):
+		return exitTempFail
 	}
 	return exitFatal
 }
@@ -281,15 +284,18 @@ func (o logOptions) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// dbOptions are --db and DuckDB's resources.
+// dbOptions are --db, --lock-timeout and DuckDB's resources.
 type dbOptions struct {
 	path        string
 	threads     int
 	memoryLimit string
+	// lockTimeout is how long to wait for the file while another process holds it.
+	lockTimeout time.Duration
 }
 
 func newDBOptions(c *cli.Context) (dbOptions, error) {
-	o := dbOptions{path: c.String("db"), threads: c.Int("threads"), memoryLimit: strings.TrimSpace(c.String("memory-limit"))}
+	o := dbOptions{path: c.String("db"), threads: c.Int("threads"), memoryLimit: strings.TrimSpace(c.String("memory-limit")),
+		lockTimeout: c.Duration("lock-timeout")}
 	if o.threads < 0 {
 		return o, usagef("--threads %d: must be 0 (one per core) or more", o.threads)
 	}
@@ -299,23 +305,104 @@ func newDBOptions(c *cli.Context) (dbOptions, error) {
 	return o, nil
 }
 
-// open opens the database; a read-only open requires the file to exist.
-func (o dbOptions) open(ctx context.Context, readOnly bool) (*store.DB, error) {
-	if readOnly {
-		if _, err := os.Stat(o.path); err != nil {
-			return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", o.path)
+// Default --lock-timeout: a reader gives up soon, an analyst is waiting; a writer (a cron
+// job) waits longer for an analyst's query to end.
+const (
+	readerLockTimeout = 30 * time.Second
+	writerLockTimeout = 5 * time.Minute
+)
+
+// lockTimeoutFlag is --lock-timeout, with the command's default.
+func lockTimeoutFlag(def time.Duration, what string) cli.Flag {
+	return &cli.DurationFlag{Name: "lock-timeout", Value: def,
+		Usage: "wait up to `D` while another process holds the database " + what + ", then exit 75",
+		Action: func(_ *cli.Context, d time.Duration) error {
+			if d < 0 {
+				return usagef("--lock-timeout %s: must not be negative", d)
+			}
+			return nil
+		}}
+}
+
+func (o dbOptions) storeOptions(readOnly bool) store.Options {
+	return store.Options{ReadOnly: readOnly, Threads: o.threads, MemoryLimit: o.memoryLimit}
+}
+
+// openWriter opens the database read-write for a command that writes to it (fetch, and
+// any other writer): while another process holds the file it waits up to --lock-timeout,
+// saying so in the log, and then fails with the *store.LockedError that exits 75.
+func (o dbOptions) openWriter(ctx context.Context, log *slog.Logger) (*store.DB, error) {
+	var db *store.DB
+	err := o.wait(func(held *store.LockedError) {
+		log.Info(fmt.Sprintf("database %s is in use by %s; waiting up to %s", o.path, holder(held), store.FormatWait(o.lockTimeout)))
+	}).Do(ctx, func() error {
+		var err error
+		db, err = store.Open(ctx, o.path, o.storeOptions(false))
+		return err
+	})
+	return db, o.openError(ctx, err)
+}
+
+// openReader opens the database read-only for report, query and export: the database
+// when it can, else its newest snapshot, saying so on stderr with how old it is and how
+// far the run had got; with neither it waits up to --lock-timeout (see store.OpenReader).
+func (o dbOptions) openReader(ctx context.Context, e *env) (*store.DB, error) {
+	if _, err := os.Stat(o.path); err != nil {
+		return nil, fmt.Errorf("database %s: no such file (run batstat fetch or batstat demo first, or pass --db)", o.path)
+	}
+	db, err := store.OpenReader(ctx, o.path, o.storeOptions(true), o.wait(func(held *store.LockedError) {
+		fmt.Fprintf(e.stderr, "batstat: database %s is in use by %s and has no snapshot yet; waiting up to %s\n",
+			o.path, holder(held), store.FormatWait(o.lockTimeout))
+	}))
+	if err != nil {
+		return nil, o.openError(ctx, err)
+	}
+	if s := db.FromSnapshot; s != nil {
+		fmt.Fprintln(e.stderr, snapshotNotice(s, time.Now()))
+	}
+	return db, nil
+}
+
+func (o dbOptions) wait(waiting func(*store.LockedError)) store.Wait {
+	return store.Wait{Timeout: o.lockTimeout, Waiting: waiting}
+}
+
+func (o dbOptions) openError(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		// A signal while opening or waiting: its cause decides the exit status.
+		return fmt.Errorf("open database %s: %w", o.path, context.Cause(ctx))
+	}
+	return err
+}
+
+func holder(e *store.LockedError) string {
+	if e.PID == "" {
+		return "another process"
+	}
+	return "PID " + e.PID
+}
+
+// snapshotNotice is the line that tells a reader it reads a snapshot: when it was taken
+// (with the date when that was not within the last day) and how far the run in it had got.
+func snapshotNotice(s *store.SnapshotInfo, now time.Time) string {
+	taken := s.Taken.Local()
+	when := taken.Format("15:04:05")
+	if now.Sub(taken) >= 24*time.Hour {
+		when = taken.Format("2006-01-02 15:04:05")
+	}
+	line := "reading snapshot of " + when
+	if r := s.Run; r != nil {
+		state := "in progress"
+		if r.Outcome != store.OutcomeRunning {
+			state = "ended " + r.Outcome
+		}
+		if r.Loading {
+			line += fmt.Sprintf(", run %d %s: loading its inputs", r.RunID, state)
+		} else {
+			line += fmt.Sprintf(", run %d %s: asked %d of %d", r.RunID, state, r.Asked, r.Requested)
 		}
 	}
-	db, err := store.Open(ctx, o.path, store.Options{
-		ReadOnly:    readOnly,
-		Threads:     o.threads,
-		MemoryLimit: o.memoryLimit,
-	})
-	if err != nil && ctx.Err() != nil {
-		// A signal while opening: its cause decides the exit status.
-		return nil, fmt.Errorf("open database %s: %w", o.path, context.Cause(ctx))
-	}
-	return db, err
+	return line
 }
 
 // memoryHint names the flag to raise when DuckDB ran out of memory.

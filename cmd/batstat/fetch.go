@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/batstat/batstat/ingest/idlist"
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/smsbat"
+	"github.com/batstat/batstat/store"
 )
 
 func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
@@ -41,6 +43,15 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.DurationFlag{Name: "give-up-after", Usage: "schedule: stop asking a message this long after it was sent", Value: ingest.DefaultGiveUpAfter},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
+		&cli.DurationFlag{Name: "snapshot-every", Value: defaultSnapshotEvery,
+			Usage: "while answers arrive, publish a read-only snapshot PATH.snapshot for readers every `D`, and at the end (0 = off)",
+			Action: func(_ *cli.Context, d time.Duration) error {
+				if d < 0 {
+					return usagef("--snapshot-every %s: must not be negative (0 turns snapshots off)", d)
+				}
+				return nil
+			}},
+		lockTimeoutFlag(writerLockTimeout, "(a report or query)"),
 		metricsFlag(),
 	)
 	flags = append(flags, logFlags()...)
@@ -52,11 +63,13 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		Description: "A message without a final status is asked again once now - last check >=\n" +
 			"clamp(age/4, --min-interval, --max-interval), age counted from its sent time (else from when it\n" +
 			"was first loaded), and not at all once older than --give-up-after. --refresh due asks only the\n" +
-			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n\n" +
+			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n" +
+			"While it runs, report, query and export read the snapshot it publishes (--snapshot-every).\n\n" +
 			"Exit status: 0 every message has an answer (a --watch: also when it stops at --max-wait);\n" +
 			"3 some messages still failed after their retries (the next run asks again); 1 fatal error\n" +
 			"(credentials rejected, API unreachable, database or input unreadable); 2 bad usage (including\n" +
-			"a credential that cannot be sent); 75 the database was busy (try again later); 130/143\n" +
+			"a credential that cannot be sent); 75 the database stayed in use by another process for\n" +
+			"--lock-timeout (try again later); 130/143\n" +
 			"interrupted by SIGINT/SIGTERM (after storing what was fetched).",
 		Flags:  flags,
 		Action: action(e, newFetchOptions, runF),
@@ -73,7 +86,14 @@ type fetchOptions struct {
 	// Stdin, Logger and Progress.
 	config     ingest.Config
 	noProgress bool
+	// snapshotEvery is how often a snapshot is published while the run writes; 0 = never.
+	snapshotEvery time.Duration
 }
+
+// defaultSnapshotEvery is --snapshot-every's default: a reader's answer is at most a minute
+// old, and a snapshot (a checkpoint and a copy of the file) costs the run little at that
+// pace (BENCHMARKS.md, "Snapshots").
+const defaultSnapshotEvery = time.Minute
 
 // newFetchOptions turns fetch's flags and arguments into options. It reads --api-key-file
 // and expands globs, but opens no input and no database.
@@ -88,7 +108,7 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if err := flagsAfterArgs(c, "fetch", "FILE"); err != nil {
 		return nil, err
 	}
-	o := &fetchOptions{noProgress: c.Bool("no-progress")}
+	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every")}
 	if o.db, err = newDBOptions(c); err != nil {
 		return nil, err
 	}
@@ -252,7 +272,7 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 	}
 	defer job.Close()
 
-	db, err := o.db.open(ctx, false)
+	db, err := o.db.openWriter(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -268,8 +288,20 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 			"max_interval_s", cfg.Schedule.MaxInterval.Seconds(), "give_up_after_s", cfg.Schedule.GiveUpAfter.Seconds())
 	}
 	log.Info("fetch starting", attrs...)
+	stopSnapshots := func() {}
+	if o.snapshotEvery > 0 {
+		stopSnapshots = db.PublishSnapshots(o.snapshotEvery, func(st store.SnapshotStats, err error) {
+			logSnapshot(log, slog.LevelDebug, st, err)
+		})
+	}
 	sum, err := job.Run(ctx, db)
 	endProgress(cfg.Progress)
+	stopSnapshots()
+	if o.snapshotEvery > 0 && db.Changed() {
+		// Also after an interrupt: the snapshot then holds what the run stored.
+		st, serr := db.Snapshot(context.WithoutCancel(ctx))
+		logSnapshot(log, slog.LevelInfo, st, serr)
+	}
 	if sum != nil {
 		log.Info("fetch finished", sum.LogAttrs()...)
 		if e.metrics != nil {
@@ -293,6 +325,18 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return &partialError{failed: sum.Failing}
 	}
 	return nil
+}
+
+// logSnapshot logs a published snapshot at level, or why it was not published. A snapshot
+// that fails does not fail the run: the readers keep the last one.
+func logSnapshot(log *slog.Logger, level slog.Level, st store.SnapshotStats, err error) {
+	if err != nil {
+		log.Warn("snapshot not published", "err", err)
+		return
+	}
+	log.Log(context.Background(), level, "snapshot published", "path", st.Path, "bytes", st.Bytes,
+		"writes_held", st.Held.Round(time.Microsecond), "checkpoint", st.Checkpoint.Round(time.Microsecond),
+		"took", st.Took.Round(time.Microsecond))
 }
 
 // authFromFlags picks the credentials and the auth mode. Secrets never leave this function

@@ -400,21 +400,32 @@ func TestKill9ThenResume(t *testing.T) {
 	}
 }
 
-func TestSecondRunFailsWhileFirstRuns(t *testing.T) {
+// A second fetch while the first runs waits for the file, saying so; with a short
+// --lock-timeout it gives up with exit 75 naming the first; with the default it runs once
+// the first has let go.
+func TestSecondRunWaitsWhileFirstRuns(t *testing.T) {
 	opts := smsbattest.DefaultOptions()
 	opts.Latency = 20 * time.Millisecond
 	running := notifyAt(&opts, 20)
 	srv := smsbattest.NewServer(t, opts)
 	dir := t.TempDir()
-	_, _, dbPath := startFetch(t, srv.URL, dir, 5000)
+	first, _, dbPath := startFetch(t, srv.URL, dir, 5000)
 	waitFor(t, running, "the 20th request")
-	start := time.Now()
-	r := runCLI(t, dir, "", "fetch", "--db", dbPath, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "camp.csv")
-	if r.code != 1 || !strings.Contains(r.stderr, "in use by another process") {
-		t.Errorf("second run = exit %d, stderr:\n%s\nwant exit 1 naming the lock", r.code, r.stderr)
+	args := []string{"fetch", "--db", dbPath, "--api-url", srv.URL, "--api-key", smsbattest.DefaultAPIKey, "--rate", "0", "--concurrency", "50"}
+	r := runCLI(t, dir, "", append(args, "--lock-timeout", "1s", "camp.csv")...)
+	pid := fmt.Sprintf("PID %d", first.Process.Pid)
+	if r.code != 75 || !strings.Contains(r.stderr, pid+"; waiting up to 1s") || !strings.Contains(r.stderr, "still held after waiting 1s") {
+		t.Errorf("second run with --lock-timeout 1s = exit %d, stderr:\n%s\nwant exit 75 after saying it waits for %s", r.code, r.stderr, pid)
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("second run took %v to fail, want at once", d)
+
+	second, stderr := startCLI(t, dir, append(args, "camp.csv")...)
+	waitFor(t, stderr.seen(pid+"; waiting up to 5m"), "the second run to say it waits")
+	first.Process.Signal(syscall.SIGINT)
+	if err := first.Wait(); exitStatus(err) != 130 {
+		t.Errorf("the interrupted first run = %v, want exit 130", err)
+	}
+	if err := second.Wait(); err != nil {
+		t.Errorf("the second run = %v, want exit 0 once the first let go; stderr:\n%s", err, stderr)
 	}
 }
 

@@ -18,6 +18,18 @@ import (
 	"github.com/batstat/batstat/report"
 )
 
+// readerFlags are the flags of the commands that read the database: DuckDB's resources and
+// how long to wait for it.
+func readerFlags() []cli.Flag {
+	return append(resourceFlags(""), lockTimeoutFlag(readerLockTimeout, "(a fetch) and has no snapshot"))
+}
+
+// readerHelp is the --help text of report, query and export on how they read while a fetch
+// runs.
+const readerHelp = "While another process (a fetch) holds the database, reads its newest snapshot\n" +
+	"(PATH.snapshot) and says so on stderr: reading snapshot of HH:MM:SS, run N in progress:\n" +
+	"asked X of Y. With no snapshot, waits up to --lock-timeout.\n\n"
+
 func outputFlags(formats string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Usage: formats, Value: "table"},
@@ -32,8 +44,9 @@ const formatHTML = "html"
 // readExitHelp is the exit statuses of the commands that read the database.
 const readExitHelp = "Exit status: 0 ok; 1 fatal error (database unreadable, a query failed, an output that\n" +
 	"cannot be written: an old output file is then left as it was); 2 bad usage (including an\n" +
-	"output that is the database, its .wal or its .snapshot); 75 the database was busy (try again\n" +
-	"later); 130/143 interrupted by SIGINT/SIGTERM."
+	"output that is the database, its .wal or its .snapshot); 75 the database stayed in use by\n" +
+	"another process for --lock-timeout and had no snapshot (try again later); 130/143\n" +
+	"interrupted by SIGINT/SIGTERM."
 
 func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 	if runF == nil {
@@ -52,13 +65,13 @@ func reportCommand(e *env, runF runFunc[*reportOptions]) *cli.Command {
 	}
 	flags = append(flags, outputFlags("table, csv, json, markdown, or html (a page with charts; needs --output)")...)
 	flags = append(flags, &cli.StringFlag{Name: "output-dir", Usage: "write one file per report to `DIR` (NAME.csv, .json, .md or .txt), created if need be"})
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
 		Name:      "report",
 		Usage:     "run named reports (default: " + strings.Join(report.DefaultNames(), " ") + ")",
 		ArgsUsage: "[NAME...]",
 		Description: "csv holds one table: with several reports give --output-dir DIR, one file per report.\n\n" +
-			readExitHelp + " 6 --fail-under: a delivery rate below the gate.",
+			readerHelp + readExitHelp + " 6 --fail-under: a delivery rate below the gate.",
 		Flags:  flags,
 		Action: action(e, newReportOptions, runF),
 	})
@@ -154,7 +167,7 @@ func runReport(ctx context.Context, o *reportOptions, e *env) error {
 		}
 		return out.Commit()
 	}
-	db, err := o.db.open(ctx, true)
+	db, err := o.db.openReader(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -246,12 +259,12 @@ func queryCommand(e *env, runF runFunc[*queryOptions]) *cli.Command {
 		runF = runQuery
 	}
 	flags := append([]cli.Flag{dbFlag()}, outputFlags("table, csv, json or markdown")...)
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
 		Name:        "query",
 		Usage:       "run ad-hoc SQL on a read-only connection",
 		ArgsUsage:   "SQL (or - to read it from stdin)",
-		Description: readExitHelp + " A statement that is not a query is bad usage (2).",
+		Description: readerHelp + readExitHelp + " A statement that is not a query is bad usage (2).",
 		Flags:       flags,
 		Action:      action(e, newQueryOptions, runF),
 	})
@@ -297,7 +310,7 @@ func newQueryOptions(c *cli.Context, e *env) (*queryOptions, error) {
 // once the query has run (duckdb-go runs it to the end before the first row), so that a
 // refused or failing query leaves no output file behind.
 func runQuery(ctx context.Context, o *queryOptions, e *env) error {
-	db, err := o.db.open(ctx, true)
+	db, err := o.db.openReader(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -342,13 +355,13 @@ func exportCommand(e *env, runF runFunc[*exportOptions]) *cli.Command {
 		&cli.StringFlag{Name: "query", Usage: "export the result of `SQL` instead of a table"},
 		&cli.StringFlag{Name: "partition-by", Usage: "write Hive-style folders COLUMN=value/ of Parquet files (Spark, Trino, BigQuery)"},
 	}
-	flags = append(flags, resourceFlags("")...)
+	flags = append(flags, readerFlags()...)
 	return withUsageErrors(&cli.Command{
 		Name:      "export",
 		Usage:     "export a table, a view or a query to csv, parquet or json",
 		ArgsUsage: "[TABLE] (default message_status)",
 		Description: "The format follows --output's extension: " + report.ExportExtensions + ";\n" +
-			"any other extension needs --format.\n\n" + readExitHelp,
+			"any other extension needs --format.\n\n" + readerHelp + readExitHelp,
 		Flags:  flags,
 		Action: action(e, newExportOptions, runF),
 	})
@@ -396,7 +409,7 @@ func newExportOptions(c *cli.Context, e *env) (*exportOptions, error) {
 }
 
 func runExport(ctx context.Context, o *exportOptions, e *env) error {
-	db, err := o.db.open(ctx, true)
+	db, err := o.db.openReader(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"strings"
 	"sync"
@@ -58,6 +59,7 @@ func statusCommand(e *env, runF runFunc[*statusOptions]) *cli.Command {
 		&cli.BoolFlag{Name: "record", Usage: "also store the answers in --db as a run"},
 		dbFlag(),
 		&cli.StringFlag{Name: "campaign", Usage: "with --record: campaign `NAME` of IDs the database does not know", Value: "status"},
+		lockTimeoutFlag(writerLockTimeout, "(with --record)"),
 	)
 	flags = append(flags, outputFlags("table, csv, json or markdown")...)
 	return withUsageErrors(&cli.Command{
@@ -176,7 +178,7 @@ func runStatus(ctx context.Context, o *statusOptions, e *env) error {
 	if o.record {
 		// An interrupted run keeps what it learned, as an interrupted fetch does: the
 		// signal is the exit status, and a second one kills the process.
-		recErr = o.recordRun(context.WithoutCancel(ctx), run, err)
+		recErr = o.recordRun(context.WithoutCancel(ctx), e, run, err)
 	}
 	if werr := o.write(e, run); werr != nil && recErr == nil {
 		recErr = werr
@@ -190,8 +192,8 @@ func runStatus(ctx context.Context, o *statusOptions, e *env) error {
 	return statusOutcome(run, cfg.Wait)
 }
 
-func (o *statusOptions) recordRun(ctx context.Context, run *ingest.StatusRun, statusErr error) error {
-	db, err := o.db.open(ctx, false)
+func (o *statusOptions) recordRun(ctx context.Context, e *env, run *ingest.StatusRun, statusErr error) error {
+	db, err := o.db.openWriter(ctx, slog.New(slog.NewTextHandler(e.stderr, nil)))
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
