@@ -108,6 +108,7 @@ func commands(e *env) []*cli.Command {
 		exportCommand(e, nil),
 		demoCommand(e, nil),
 		mockServerCommand(e, nil),
+		webhookCommand(e),
 	}
 }
 
