@@ -197,6 +197,10 @@ func TestPusher(t *testing.T) {
 					next = q
 				}
 			}
+			if next == nil || len(sent[ch(next.ID, next.Status, next.At)]) == 0 || len(sent[ch(ps.ID, ps.Status, ps.At)]) == 0 {
+				t.Errorf("reordered %s %s: no next change, or one of them never arrived", ps.ID, ps.Status)
+				continue
+			}
 			nextAt := sent[ch(next.ID, next.Status, next.At)][0]
 			if !nextAt.Equal(next.SendAt) {
 				continue
