@@ -47,21 +47,22 @@ func TestWebhookServeOptions(t *testing.T) {
 	})
 }
 
-// receiverProc is a `batstat webhook serve` child process and what it writes on stderr.
-type receiverProc struct {
+// proc is a child process of the binary and the lines it writes on stderr, drained as
+// they come so that it never blocks on a full pipe.
+type proc struct {
 	cmd  *exec.Cmd
-	url  string // base URL, without the path
+	url  string // for a server, its base URL, without the path
 	mu   sync.Mutex
 	log  []string
 	more chan struct{} // closed and replaced on each new line
 	done chan struct{} // closed when stderr ends
 }
 
-// startReceiverProc runs `batstat webhook serve` on a free port with spool dir.
-func startReceiverProc(t *testing.T, dir string, args ...string) *receiverProc {
+// startProc runs the binary with args and waits until it writes a line containing ready.
+func startProc(t *testing.T, ready string, args ...string) *proc {
 	t.Helper()
-	p := &receiverProc{more: make(chan struct{}), done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"webhook", "serve", "--listen", "127.0.0.1:0", "--spool", dir}, args...)...)
+	p := &proc{more: make(chan struct{}), done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,16 +82,23 @@ func startReceiverProc(t *testing.T, dir string, args ...string) *receiverProc {
 			p.mu.Unlock()
 		}
 	}()
-	line := p.waitLine(t, "listening on http://")
-	_, rest, _ := strings.Cut(line, "listening on ")
-	rest, _, _ = strings.Cut(rest, " ")
-	p.url = strings.TrimSuffix(strings.Trim(rest, `"`), webhook.DefaultPath)
+	line := p.waitLine(t, ready)
+	if _, rest, ok := strings.Cut(line, "listening on "); ok {
+		rest, _, _ = strings.Cut(rest, " ")
+		p.url = strings.TrimSuffix(strings.Trim(rest, `"`), webhook.DefaultPath)
+	}
 	return p
+}
+
+// startReceiverProc runs `batstat webhook serve` on a free port with spool dir.
+func startReceiverProc(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	return startProc(t, "listening on http://", append([]string{"webhook", "serve", "--listen", "127.0.0.1:0", "--spool", dir}, args...)...)
 }
 
 // waitLine waits for a line of stderr containing s; the bound only ends a test whose child
 // died.
-func (p *receiverProc) waitLine(t *testing.T, s string) string {
+func (p *proc) waitLine(t *testing.T, s string) string {
 	t.Helper()
 	deadline := time.After(time.Minute)
 	for i := 0; ; {
@@ -114,14 +122,14 @@ func (p *receiverProc) waitLine(t *testing.T, s string) string {
 	}
 }
 
-func (p *receiverProc) stderr() string {
+func (p *proc) stderr() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.Join(p.log, "\n")
 }
 
 // wait waits for the process to end and returns its exit status.
-func (p *receiverProc) wait(t *testing.T) int {
+func (p *proc) wait(t *testing.T) int {
 	t.Helper()
 	<-p.done
 	err := p.cmd.Wait()
