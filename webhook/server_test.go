@@ -27,7 +27,7 @@ const token = "s3cret-Token"
 
 // startReceiver serves a Receiver with cfg on a loopback port until the test ends, and
 // returns its base URL.
-func startReceiver(t *testing.T, cfg webhook.Config) (string, *webhook.Receiver) {
+func startReceiver(t testing.TB, cfg webhook.Config) (string, *webhook.Receiver) {
 	t.Helper()
 	if cfg.Spool == "" {
 		cfg.Spool = t.TempDir()
