@@ -61,8 +61,10 @@ type Spool struct {
 	files map[string]*spoolFile
 	buf   bytes.Buffer
 
-	// sync makes a file durable; a test may wrap it to watch or fail fsyncs.
-	sync func(*os.File) error
+	// writeFile and sync write to a file and make it durable; a test may replace them to
+	// watch them or make them fail.
+	writeFile func(*os.File, []byte) (int, error)
+	sync      func(*os.File) error
 
 	stats struct{ events, appends, syncs, bytes, failed atomic.Int64 }
 }
@@ -107,11 +109,12 @@ func OpenSpool(dir string, log *slog.Logger) (*Spool, error) {
 	}
 	s := &Spool{
 		dir: dir, log: log, lock: lock,
-		reqs:    make(chan *appendReq, 256),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		files:   make(map[string]*spoolFile),
-		sync:    (*os.File).Sync,
+		reqs:      make(chan *appendReq, 256),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+		files:     make(map[string]*spoolFile),
+		writeFile: (*os.File).Write,
+		sync:      (*os.File).Sync,
 	}
 	go s.run()
 	return s, nil
@@ -130,9 +133,9 @@ func (s *Spool) Stats() Stats {
 
 // Append appends events, received at receivedAt from remoteAddr, to the file of
 // receivedAt's hour, and returns once they are written and fsynced together with whatever
-// other appends arrived meanwhile. On error none of them may be relied on: the spool
-// takes back what it can of a failed write, and the caller must not claim they were
-// stored. ctx bounds only the wait for a place in the queue: once queued, Append waits
+// other appends arrived meanwhile. On error none of them may be relied on, and the caller
+// must not claim they were stored; some may be in the spool all the same (whole lines
+// written before an fsync failed), as duplicates of the provider's retry. ctx bounds only the wait for a place in the queue: once queued, Append waits
 // for the outcome, so that its answer is the truth.
 func (s *Spool) Append(ctx context.Context, receivedAt time.Time, remoteAddr string, events []Event) error {
 	if len(events) == 0 {
@@ -297,36 +300,33 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// write appends data to the spool file name and fsyncs it. On failure it cuts the file
-// back to its length before, so that no partial line is left for the next write to run
-// into, and drops the open file so that the next write starts afresh.
+// write appends data to the spool file name and fsyncs it. After a failure the file is
+// dropped, to be opened afresh by the next write, which cuts off a partial line left by
+// a write cut short (see file): the next line must not be glued to it. Whole lines stay,
+// even when the fsync failed: a reader may have read them already (they are never
+// acknowledged, and at worst arrive again as the provider retries).
 func (s *Spool) write(name string, data []byte) error {
 	sf, err := s.file(name)
 	if err != nil {
 		return err
 	}
-	n, err := sf.f.Write(data)
+	n, err := s.writeFile(sf.f, data)
 	if err == nil {
 		s.stats.syncs.Add(1)
 		err = s.sync(sf.f)
 	}
+	s.stats.bytes.Add(int64(n))
 	if err != nil {
-		if n > 0 {
-			if terr := sf.f.Truncate(sf.size); terr != nil {
-				s.log.Error("spool: cannot take back a failed write; the reader will skip its partial line", "file", sf.f.Name(), "err", terr)
-			}
-		}
 		sf.f.Close()
 		delete(s.files, name)
 		return fmt.Errorf("append to %s: %w", sf.f.Name(), err)
 	}
 	sf.size += int64(n)
-	s.stats.bytes.Add(int64(n))
 	return nil
 }
 
 // file returns the open spool file name, opening or creating it. A file that exists and
-// does not end in '\n' ends in a line cut short by a crash during a write (never
+// does not end in '\n' ends in a line cut short by a crash or a failed write (never
 // acknowledged): it is cut off, or the next line would be glued to it.
 func (s *Spool) file(name string) (*spoolFile, error) {
 	if sf := s.files[name]; sf != nil {

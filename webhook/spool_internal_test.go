@@ -105,7 +105,9 @@ func (c *checkingWriter) WriteHeader(code int) {
 }
 
 // A 200 is written only once the request's events are in the spool file and fsynced;
-// a request whose write or fsync failed gets 500, and its lines are taken back.
+// a request whose fsync failed gets 500 (its lines may stay: they are whole), one whose
+// write was cut short gets 500 and its partial line is cut off, and the spool reads
+// cleanly afterwards.
 func TestOKOnlyOnceOnDisk(t *testing.T) {
 	dir := t.TempDir()
 	rv, err := NewReceiver(Config{Spool: dir})
@@ -115,7 +117,17 @@ func TestOKOnlyOnceOnDisk(t *testing.T) {
 	defer rv.Close()
 	var mu sync.Mutex
 	synced := map[string]int64{} // file → its size at its last successful fsync
-	failNext := false
+	failNext, cutNext := false, false
+	rv.spool.writeFile = func(f *os.File, b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cutNext {
+			cutNext = false
+			n, _ := f.Write(b[:len(b)/2])
+			return n, errors.New("injected short write: no space left on device")
+		}
+		return f.Write(b)
+	}
 	rv.spool.sync = func(f *os.File) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -180,14 +192,24 @@ func TestOKOnlyOnceOnDisk(t *testing.T) {
 	if code := send("after"); code != 200 {
 		t.Errorf("POST after a failed fsync = %d, want 200", code)
 	}
-	if checked != 7 {
-		t.Errorf("%d answers checked, want 7", checked)
+	mu.Lock()
+	cutNext = true
+	mu.Unlock()
+	if code := send("cut"); code != 500 {
+		t.Errorf("POST with a short write = %d, want 500", code)
 	}
-	want := []string{"ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "after"}
+	if code := send("last"); code != 200 {
+		t.Errorf("POST after a short write = %d, want 200", code)
+	}
+	if checked != 9 {
+		t.Errorf("%d answers checked, want 9", checked)
+	}
+	// "lost" is a whole line: it stays, unacknowledged. Half of "cut" is cut off.
+	want := []string{"ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "lost", "after", "last"}
 	if got := readIDs(t, dir); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("spool = %q, want %q (the failed append taken back)", got, want)
+		t.Errorf("spool = %q, want %q", got, want)
 	}
-	if st := rv.spool.Stats(); st.Failed != 1 || st.Appends != 6 {
-		t.Errorf("stats = %+v, want 6 appends and 1 failed", st)
+	if st := rv.spool.Stats(); st.Failed != 2 || st.Appends != 7 {
+		t.Errorf("stats = %+v, want 7 appends and 2 failed", st)
 	}
 }
