@@ -243,9 +243,16 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rv.inFlight.Add(-1)
 	w.Header()["Cache-Control"] = noStore
 	o := rv.handle(w, r)
+	level := slog.LevelInfo
+	if o.status >= 500 {
+		level = slog.LevelError
+	}
+	if !rv.cfg.Logger.Enabled(r.Context(), level) {
+		return
+	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path), // never the query: it may hold the token
+		slog.String("method", truncate(r.Method, 20)),
+		slog.String("path", truncate(r.URL.Path, 200)), // never the query: it may hold the token
 		slog.Int("status", o.status),
 		slog.Int("events", o.events),
 		slog.Int("bytes", o.bytes),
@@ -257,10 +264,6 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if o.reason != "" {
 		attrs = append(attrs, slog.String("error", truncate(o.reason, 500)))
-	}
-	level := slog.LevelInfo
-	if o.status >= 500 {
-		level = slog.LevelError
 	}
 	rv.cfg.Logger.LogAttrs(r.Context(), level, "webhook request", attrs...)
 }
