@@ -69,6 +69,9 @@ for r in $(seq "$ROUNDS"); do
       exit 1
     fi
     line=$(bench "$s" BATSTAT_BENCH_WEBHOOK_URL="$url")
+    # The receiver's CPU time (user + system, in clock ticks): on a busy machine, what it
+    # costs per event says more than events/s.
+    ticks=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$recv_pid/stat")
     kill -TERM "$recv_pid"
     wait "$recv_pid"
     recv_pid=
@@ -77,10 +80,10 @@ for r in $(seq "$ROUNDS"); do
     fsyncs=$(sed -n 's/.* fsyncs=\([0-9]*\).*/\1/p' <<<"$stopped")
     eps=$(awk '{ for (i = 1; i < NF; i++) if ($(i+1) == "events/s") print $i }' <<<"$line")
     # The benchmark's first run posts one event more than N; leave it out of the rate.
-    awk -v n="$N" -v ev="$events" -v fs="$fsyncs" -v eps="$eps" 'BEGIN {
+    awk -v n="$N" -v ev="$events" -v fs="$fsyncs" -v eps="$eps" -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {
       secs = n / eps
-      printf "binary      %.0f events/s, %.1f fsyncs/s, %.2f events/fsync (receiver: %d events, %d fsyncs)\n",
-        eps, (fs - 1) / secs, (ev - 1) / (fs - 1), ev, fs
+      printf "binary      %.0f events/s, %.1f fsyncs/s, %.2f events/fsync, receiver CPU %.0f µs/event (receiver: %d events, %d fsyncs)\n",
+        eps, (fs - 1) / secs, (ev - 1) / (fs - 1), ticks / hz / ev * 1e6, ev, fs
     }'
   done
 done
