@@ -81,8 +81,11 @@ func parseEvent(raw []byte, compact bool) (Event, error) {
 		return Event{}, &FieldError{Reason: "event is not a JSON object"}
 	}
 	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Event{}, &FieldError{Reason: "event is not valid JSON: " + jsonReason(err)}
+	if !json.Valid(raw) || !scanEvent(raw, &w) {
+		w = wireEvent{}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return Event{}, &FieldError{Reason: "event is not valid JSON: " + jsonReason(err)}
+		}
 	}
 	var ev Event
 	var err error
@@ -127,6 +130,114 @@ func parseEvent(raw []byte, compact bool) (Event, error) {
 	}
 	ev.Raw = b.Bytes()
 	return ev, nil
+}
+
+// eventFields are wireEvent's JSON names.
+var eventFields = [...]string{"messageId", "deliverystatus", "timestamp", "cost"}
+
+// scanEvent fills w from raw, a valid JSON object, as json.Unmarshal would, several times
+// faster: the reader takes every spool line through here. It returns false, leaving the
+// work to json.Unmarshal, for a key that json.Unmarshal would take for a field in another
+// spelling (it matches case-insensitively) or that has escapes.
+func scanEvent(raw []byte, w *wireEvent) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	for i < len(raw) && raw[i] != '}' {
+		if raw[i] != '"' {
+			return false
+		}
+		end := stringEnd(raw, i)
+		key := raw[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false
+		}
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return false
+		}
+		start := skipSpace(raw, i+1)
+		end = valueEnd(raw, start)
+		if end <= start {
+			return false
+		}
+		val := json.RawMessage(raw[start:end])
+		switch string(key) {
+		case "messageId":
+			w.MessageID = val
+		case "deliverystatus":
+			w.DeliveryStatus = val
+		case "timestamp":
+			w.Timestamp = val
+		case "cost":
+			w.Cost = val
+		default:
+			for _, f := range eventFields {
+				if bytes.EqualFold(key, []byte(f)) {
+					return false
+				}
+			}
+		}
+		i = skipSpace(raw, end)
+		if i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isJSONSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts with the quote at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value that starts at b[i], in valid JSON.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && !isJSONSpace(b[j]) {
+		j++
+	}
+	return j
 }
 
 // stringField decodes a required JSON string of at most max bytes.
