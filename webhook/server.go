@@ -188,6 +188,14 @@ func (rv *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(c.Logger.Handler(), slog.LevelWarn),
 	}
+	log := c.Logger
+	// Shutdown runs this once it has closed the listener: from this line on, no new
+	// connection is accepted.
+	stopping := make(chan struct{})
+	srv.RegisterOnShutdown(func() {
+		log.Info("webhook receiver stopping: finishing the requests in flight", "in_flight", rv.inFlight.Load())
+		close(stopping)
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -196,14 +204,13 @@ func (rv *Receiver) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("webhook receiver: %w", err)
 	case <-ctx.Done():
 	}
-	log := c.Logger
-	log.Info("webhook receiver stopping: finishing the requests in flight", "in_flight", rv.inFlight.Load())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("webhook receiver: requests still in flight at the shutdown timeout are cut off", "in_flight", rv.inFlight.Load(), "err", err)
 		srv.Close()
 	}
+	<-stopping
 	err := rv.Close()
 	st := rv.spool.Stats()
 	log.Info("webhook receiver stopped", "events", st.Events, "appends", st.Appends, "fsyncs", st.Syncs, "failed_appends", st.Failed)
