@@ -55,7 +55,10 @@ for r in $(seq "$ROUNDS"); do
     bench "$s"
 
     spool="$work/spool-$r-$s"
-    "$work/batstat" webhook serve --listen 127.0.0.1:0 --spool "$spool" 2>"$work/recv-$r-$s.log" &
+    # The log exists before the receiver starts: the shell opens it in the background
+    # child, which a busy machine may not run before the first look below.
+    : >"$work/recv-$r-$s.log"
+    "$work/batstat" webhook serve --listen 127.0.0.1:0 --spool "$spool" 2>>"$work/recv-$r-$s.log" &
     recv_pid=$!
     url=
     for _ in $(seq 100); do
