@@ -182,6 +182,7 @@ func commands(e *env) []*cli.Command {
 		exportCommand(e, nil),
 		demoCommand(e, nil),
 		mockServerCommand(e, nil),
+		webhookCommand(e),
 	}
 }
 

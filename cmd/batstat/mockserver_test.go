@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/batstat/batstat/internal/fakeapi"
+	"github.com/batstat/batstat/smsbat"
+	"github.com/batstat/batstat/webhook"
 )
 
 // startMockServer runs `batstat mock-server` with args on a free port, stops it when the
@@ -133,4 +138,101 @@ func TestMockServerSettleUsage(t *testing.T) {
 			t.Errorf("batstat mock-server %v = exit %d, stderr:\n%s\nwant exit 2 naming %s", tt.args, r.code, r.stderr, tt.flag)
 		}
 	}
+}
+
+// TestMockServerPushes runs `mock-server --push-url` against `webhook serve`: the spool
+// ends up with every status change the fake says its messages go through (and nothing
+// else), some twice, some out of order.
+func TestMockServerPushes(t *testing.T) {
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	ids := writeIDs(t, dir, "camp.csv", 300)
+	rcv := startReceiverProc(t, spool, "--token", "tok")
+	sentAt := "2020-01-01T00:00:00Z" // long ago: every change is due at once
+	mock := startProc(t, "listening on", "mock-server", "--listen", "127.0.0.1:0", "--seed", "7",
+		"--settle-sent-at", sentAt, "--settle-never", "0.1", "--settle-at-once", "0.2",
+		"--push-url", rcv.url+webhook.DefaultPath, "--push-token", "tok", "--push-ids", ids,
+		"--push-duplicates", "0.2", "--push-reorder", "0.3")
+	done := mock.waitLine(t, "pushed ")
+	if !strings.Contains(done, "given up 0") && !strings.Contains(done, " 0 given up") {
+		t.Errorf("mock-server: %s", done)
+	}
+
+	// What the fake says, with the same options.
+	opts := fakeapi.DefaultOptions()
+	opts.Seed = 7
+	s := fakeapi.Settle{Never: 0.1, AtOnce: 0.2, Median: 10 * time.Second, Sigma: 1, Max: 5 * time.Minute}
+	s.SentAt, _ = time.Parse(time.RFC3339, sentAt)
+	opts.Settle = &s
+	h := fakeapi.NewHandler(opts)
+	type change struct {
+		id, status string
+		at         int64
+	}
+	want := map[change]bool{}
+	for i := range 300 {
+		id := fmt.Sprintf("camp-%06d", i)
+		e := h.Expected(id)
+		if e.NotFound {
+			continue
+		}
+		if e.ProcessingAt.After(s.SentAt) {
+			want[change{id, "scheduled", s.SentAt.UnixNano()}] = true
+		}
+		if e.Stuck || e.SettleAt.After(e.ProcessingAt) {
+			want[change{id, "processing", e.ProcessingAt.UnixNano()}] = true
+		}
+		if !e.Stuck {
+			want[change{id, e.Final.Status.DeliveryStatus, e.SettleAt.UnixNano()}] = true
+		}
+	}
+	got := map[change]int{}
+	lines, late := 0, 0
+	final := map[string]bool{}
+	for rec, err := range webhook.ReadSpool(context.Background(), []string{spool}, nil) {
+		if err != nil {
+			t.Fatalf("reading the spool: %v", err)
+		}
+		lines++
+		ev := rec.Event
+		got[change{ev.MessageID, ev.DeliveryStatus, ev.Timestamp.UnixNano()}]++
+		if smsbat.IsTerminal(ev.DeliveryStatus) {
+			final[ev.MessageID] = true
+		} else if final[ev.MessageID] {
+			late++ // a non-terminal status after the message's terminal one
+		}
+	}
+	for c := range want {
+		if got[c] == 0 {
+			t.Errorf("change %v not in the spool", c)
+		}
+	}
+	for c := range got {
+		if !want[c] {
+			t.Errorf("spool has %v, not a change of the fake", c)
+		}
+	}
+	if lines <= len(want) || late == 0 {
+		t.Errorf("%d lines for %d changes, %d after their final status: want duplicates and reordering", lines, len(want), late)
+	}
+	t.Logf("%d changes, %d lines, %d arriving after the final status", len(want), lines, late)
+}
+
+func TestMockServerPushOptions(t *testing.T) {
+	dir := t.TempDir()
+	ids := writeIDs(t, dir, "camp.csv", 3)
+	o, err := parse(t, mockServerCommand, "", "mock-server", "--push-url", "http://127.0.0.1:1/hook", "--push-ids", ids,
+		"--push-token", "tok", "--push-duplicates", "0.1")
+	if err != nil || o.push == nil || o.push.URL != "http://127.0.0.1:1/hook" || o.push.Token != "tok" || o.push.Duplicates != 0.1 ||
+		!slices.Equal(o.pushFiles, []string{ids}) || o.fake.Settle == nil {
+		t.Errorf("mock-server --push-* = %+v, %v; want the push options and statuses on the clock", o, err)
+	}
+	checkUsage(t, mockServerCommand, []usageCase{
+		{[]string{"mock-server", "--push-ids", ids}, 2, []string{"--push-ids needs --push-url"}},
+		{[]string{"mock-server", "--push-url", "http://127.0.0.1:1/"}, 2, []string{"--push-ids FILE"}},
+		{[]string{"mock-server", "--push-url", "ftp://x/", "--push-ids", ids}, 2, []string{"--push-url"}},
+		{[]string{"mock-server", "--push-url", "http://x/", "--push-ids", ids, "--push-reorder", "1.5"}, 2, []string{"--push-reorder 1.5"}},
+		{[]string{"mock-server", "--push-url", "http://x/", "--push-ids", ids, "--max-polls", "3"}, 2, []string{"--max-polls"}},
+		{[]string{"mock-server", "--push-url", "http://x/", "--push-ids", filepath.Join(dir, "none-*.csv")}, 1, []string{"no files match"}},
+	})
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/ingest/idlist"
 	"github.com/batstat/batstat/internal/fakeapi"
 )
 
@@ -29,6 +33,12 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 			"log-normal delay (median --settle-median, spread --settle-sigma, at most --settle-max);\n" +
 			"each answers scheduled for the first tenth of its delay, then processing. For example\n" +
 			"--settle-at-once 0.3 --settle-never 0.04 --settle-median 10s --settle-sigma 1 --settle-max 5m.\n\n" +
+			"--push-url also pushes every status change of the messages in --push-ids to a webhook\n" +
+			"receiver such as batstat webhook serve, at the time it happens (statuses on the clock, as\n" +
+			"with --settle-*): scheduled when sent, processing, then the final status; IDs answered 404\n" +
+			"are never pushed, messages that never settle push processing only. --push-duplicates and\n" +
+			"--push-reorder send some changes twice or after the next change of their message, as real\n" +
+			"providers do; a delivery is retried on any answer but 2xx.\n\n" +
 			"Exit status: 1 cannot listen; 2 bad usage; 130/143 stopped by SIGINT/SIGTERM.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "`ADDR` to listen on", Value: "127.0.0.1:8080"},
@@ -51,6 +61,11 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 			&cli.DurationFlag{Name: "settle-median", Usage: "median settle delay of the other messages", Value: 10 * time.Second},
 			&cli.Float64Flag{Name: "settle-sigma", Usage: "spread of the log-normal settle delay (sigma of its logarithm)", Value: 1},
 			&cli.DurationFlag{Name: "settle-max", Usage: "longest settle delay (0 = no cap)", Value: 5 * time.Minute},
+			&cli.StringFlag{Name: "push-url", Usage: "POST every status change to `URL` (webhook format)"},
+			&cli.StringFlag{Name: "push-token", Usage: "send `T` as Authorization: Bearer T with each push"},
+			&cli.StringSliceFlag{Name: "push-ids", Usage: "CSV `FILE` (or glob) of the message IDs to push, read as fetch reads them; repeatable"},
+			&cli.Float64Flag{Name: "push-duplicates", Usage: "fraction of pushes sent twice"},
+			&cli.Float64Flag{Name: "push-reorder", Usage: "fraction of pushes sent after the next change of their message"},
 		},
 		Action: action(e, newMockServerOptions, runF),
 	})
@@ -60,6 +75,9 @@ func mockServerCommand(e *env, runF runFunc[*mockServerOptions]) *cli.Command {
 type mockServerOptions struct {
 	listen string
 	fake   fakeapi.Options
+	// push is set by --push-url; its IDs are read from pushFiles when the server starts.
+	push      *fakeapi.PushOptions
+	pushFiles []string
 }
 
 func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
@@ -78,7 +96,69 @@ func newMockServerOptions(c *cli.Context, _ *env) (*mockServerOptions, error) {
 		return nil, err
 	}
 	opts.Settle = settle
-	return &mockServerOptions{listen: c.String("listen"), fake: opts}, nil
+	o := &mockServerOptions{listen: c.String("listen"), fake: opts}
+	if o.push, o.pushFiles, err = pushOptions(c); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// pushOptions returns what the --push-* flags ask for, or nil without --push-url.
+func pushOptions(c *cli.Context) (*fakeapi.PushOptions, []string, error) {
+	raw := c.String("push-url")
+	if raw == "" {
+		for _, name := range []string{"push-token", "push-ids", "push-duplicates", "push-reorder"} {
+			if c.IsSet(name) {
+				return nil, nil, usagef("--%s needs --push-url", name)
+			}
+		}
+		return nil, nil, nil
+	}
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, nil, usagef("--push-url %q: want an http:// or https:// URL", raw)
+	}
+	if len(c.StringSlice("push-ids")) == 0 {
+		return nil, nil, usagef("--push-url needs --push-ids FILE: the messages whose changes to push")
+	}
+	files, err := idlist.Expand(c.StringSlice("push-ids"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &fakeapi.PushOptions{URL: raw, Token: c.String("push-token"),
+		Duplicates: c.Float64("push-duplicates"), Reorder: c.Float64("push-reorder")}
+	for name, v := range map[string]float64{"--push-duplicates": p.Duplicates, "--push-reorder": p.Reorder} {
+		if !(v >= 0 && v <= 1) {
+			return nil, nil, usagef("%s %v: want a fraction from 0 to 1", name, v)
+		}
+	}
+	return p, files, nil
+}
+
+// readPushIDs reads the message IDs of files as fetch reads them; rejected rows are left
+// out.
+func readPushIDs(files []string, stdin io.Reader) ([]string, error) {
+	var ids []string
+	for _, name := range files {
+		r, err := idlist.Open(name, stdin, idlist.Options{})
+		if err != nil {
+			return nil, err
+		}
+		for {
+			row, _, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+			if row != nil {
+				ids = append(ids, row.ID)
+			}
+		}
+		r.Close()
+	}
+	return ids, nil
 }
 
 // runMockServer serves until ctx ends, and then returns its cause: a signal stops the
@@ -92,13 +172,50 @@ func runMockServer(ctx context.Context, o *mockServerOptions, e *env) error {
 	if s := h.Options().Settle; s != nil {
 		fmt.Fprintf(e.stderr, "statuses settle on the clock from %s\n", s.SentAt.Format(time.RFC3339))
 	}
+	var pusher *fakeapi.Pusher
+	if o.push != nil {
+		if pusher, err = newPusher(h, o, e); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	// Last: scripts and tests wait for this line before they connect.
 	fmt.Fprintf(e.stderr, "mock SMSBAT API listening on http://%s (api key %q, user %q)\n",
 		ln.Addr(), o.fake.APIKey, o.fake.Username)
+	if pusher != nil {
+		pushCtx, stopPush := context.WithCancel(ctx)
+		pushDone := make(chan struct{})
+		go func() {
+			defer close(pushDone)
+			if pusher.Run(pushCtx) == nil {
+				st := pusher.Stats()
+				fmt.Fprintf(e.stderr, "pushed %d status changes to %s: %d delivered, %d given up, %d requests\n",
+					len(pusher.Schedule()), o.push.URL, st.Delivered, st.Failed, st.Requests)
+			}
+		}()
+		defer func() { stopPush(); <-pushDone }()
+	}
 	if err := serve(ctx, ln, h); err != nil {
 		return err
 	}
 	return context.Cause(ctx)
+}
+
+// newPusher reads the IDs to push and makes the pusher of their status changes.
+func newPusher(h *fakeapi.Handler, o *mockServerOptions, e *env) (*fakeapi.Pusher, error) {
+	ids, err := readPushIDs(o.pushFiles, e.stdin)
+	if err != nil {
+		return nil, fmt.Errorf("mock-server: --push-ids: %w", err)
+	}
+	po := *o.push
+	po.IDs = ids
+	po.Logger = slog.New(slog.NewTextHandler(e.stderr, nil))
+	p, err := h.NewPusher(po)
+	if err != nil {
+		return nil, fmt.Errorf("mock-server: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "pushing %d status changes of %d messages to %s\n", len(p.Schedule()), len(ids), po.URL)
+	return p, nil
 }
 
 // settleOptions returns the lifecycle on the clock that the --settle-* flags ask for, or
@@ -108,11 +225,11 @@ func settleOptions(c *cli.Context) (*fakeapi.Settle, error) {
 	for _, name := range []string{"settle-sent-at", "settle-at-once", "settle-never", "settle-median", "settle-sigma", "settle-max"} {
 		on = on || c.IsSet(name)
 	}
-	if !on {
+	if !on && c.String("push-url") == "" {
 		return nil, nil
 	}
 	if c.IsSet("max-polls") {
-		return nil, usagef("--max-polls counts polls and --settle-* flags put statuses on the clock: give one or the other")
+		return nil, usagef("--max-polls counts polls, and --settle-* flags and --push-url put statuses on the clock: give one or the other")
 	}
 	s := &fakeapi.Settle{
 		AtOnce: c.Float64("settle-at-once"), Never: c.Float64("settle-never"),

@@ -34,6 +34,8 @@ const (
 	saltGarbageKind
 	saltSettleDelay
 	saltSettleAtOnce
+	saltPushDuplicate
+	saltPushReorder
 )
 
 const (
