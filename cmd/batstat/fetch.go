@@ -56,6 +56,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 	)
 	flags = append(flags, logFlags()...)
 	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
+	flags = append(flags, profileFlags()...)
 	return withUsageErrors(&cli.Command{
 		Name:      "fetch",
 		Usage:     "read message IDs from CSV files and fetch their delivery statuses into the database",
@@ -88,6 +89,7 @@ type fetchOptions struct {
 	noProgress bool
 	// snapshotEvery is how often a snapshot is published while the run writes; 0 = never.
 	snapshotEvery time.Duration
+	profile       profileOptions
 }
 
 // defaultSnapshotEvery is --snapshot-every's default: a reader's answer is at most a minute
@@ -108,7 +110,8 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if err := flagsAfterArgs(c, "fetch", "FILE"); err != nil {
 		return nil, err
 	}
-	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every")}
+	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every"),
+		profile: newProfileOptions(c)}
 	if o.db, err = newDBOptions(c); err != nil {
 		return nil, err
 	}
@@ -271,6 +274,15 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return err
 	}
 	defer job.Close()
+	stopProfile, err := o.profile.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil {
+			log.Warn("profile not written", "err", perr)
+		}
+	}()
 
 	db, err := o.db.openWriter(ctx, log)
 	if err != nil {
