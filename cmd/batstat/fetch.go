@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -262,8 +263,18 @@ func configUsage(cmd string, flags map[string]string, err error) error {
 	return &usageError{errors.Join(errs...)}
 }
 
+// fetchGCPercent is a fetch's GOGC when the environment sets none. Its Go heap stays at
+// 3–4 MB however large the run (the answers wait in DuckDB, not in Go), which Go's
+// default of 100 collects 40 times a second, for 5 % of the CPU; 200 halves the
+// collections' share for a heap 3 MB larger, and 400 or more saves under 1 % more for
+// 10–30 MB more of peak RSS (BENCHMARKS.md, "Throughput").
+const fetchGCPercent = 200
+
 // runFetch opens every input, then the database, and runs the fetch.
 func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(fetchGCPercent))
+	}
 	log := o.log.logger(e.stderr)
 	cfg := o.config
 	cfg.Stdin, cfg.Logger = e.stdin, log
