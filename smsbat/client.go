@@ -338,23 +338,23 @@ func (c *Client) Status(ctx context.Context, id string) (*Result, error) {
 // and grow, copying, and leave a buffer up to twice the body's size to be kept with the
 // answer until it is stored.
 func readBody(resp *http.Response) ([]byte, error) {
-	r := io.LimitReader(resp.Body, MaxBodyBytes+1)
 	n := resp.ContentLength
 	if n < 0 || n > MaxBodyBytes {
-		return io.ReadAll(r)
+		return io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
 	}
-	// One byte more than announced, so that a body longer than its Content-Length is
-	// read to its end (net/http reports that as an error) rather than cut.
+	// One byte more than announced, so that the read that finds the end of the body is
+	// made here (net/http then puts the connection back at once), and a body longer than
+	// announced, which net/http does not let through, would not go unnoticed.
 	buf := make([]byte, n+1)
-	read, err := io.ReadFull(r, buf)
+	read, err := io.ReadFull(resp.Body, buf)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
 		return buf[:read], nil
 	case err != nil:
 		return nil, err
 	}
-	// Longer than announced: read the rest as io.ReadAll would.
-	rest, err := io.ReadAll(r)
+	// Longer than announced: read the rest as io.ReadAll would, within the bound.
+	rest, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1-int64(len(buf))))
 	return append(buf, rest...), err
 }
 

@@ -72,9 +72,12 @@ func decodeFast(body []byte, st *Status) bool {
 				if !ok {
 					return false
 				}
-				m, err := ParseMoney(string(num))
-				if err != nil {
-					return false
+				m, ok := plainMoney(num)
+				if !ok {
+					var err error
+					if m, err = ParseMoney(string(num)); err != nil {
+						return false
+					}
 				}
 				p := &store.money[f-fCost]
 				*p = m
@@ -379,4 +382,41 @@ func (d *decoder) stringMap() (map[string]string, bool) {
 			return nil, false
 		}
 	}
+}
+
+// plainMoney converts a number of the form the API sends amounts in, [-]digits[.digits]
+// with at most 12 digits before the point and 6 after it, to Money without the copies
+// ParseMoney makes; it reports false for any other form, which ParseMoney then reads.
+func plainMoney(num []byte) (Money, bool) {
+	neg := len(num) > 0 && num[0] == '-'
+	if neg {
+		num = num[1:]
+	}
+	var v int64
+	intDigits, fracDigits, point := 0, 0, false
+	for _, c := range num {
+		switch {
+		case c == '.' && !point:
+			point = true
+		case '0' <= c && c <= '9':
+			if point {
+				fracDigits++
+			} else {
+				intDigits++
+			}
+			v = v*10 + int64(c-'0')
+		default:
+			return 0, false
+		}
+	}
+	if intDigits == 0 || intDigits > 12 || fracDigits > MoneyScale || point && fracDigits == 0 {
+		return 0, false
+	}
+	for range MoneyScale - fracDigits {
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return Money(v), true
 }

@@ -82,3 +82,20 @@ func BenchmarkDecodeStatus(b *testing.B) {
 		}
 	})
 }
+
+// plainMoney agrees with ParseMoney wherever it takes a number.
+func FuzzPlainMoney(f *testing.F) {
+	for _, s := range []string{"0", "-0", "0.05", "2.1", "0.075", "-1.5", "123456789012.123456", "1.1234567", "1e2", ".5", "5.", "00.10", "-", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, ok := plainMoney([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := ParseMoney(s)
+		if err != nil || m != want {
+			t.Fatalf("plainMoney(%q) = %d, ParseMoney %d, %v", s, m, want, err)
+		}
+	})
+}
