@@ -109,13 +109,8 @@ func (db *DB) NewBatch(ctx context.Context, runID int64) (*Batch, error) {
 	return b, nil
 }
 
-// stagingTable is status_checks's columns, but for the two JSON columns, staged as
-// VARCHAR: an Appender runs json.Marshal on every value of a JSON column (a third of
-// building a row), where the text that jsonText writes goes in as it is. The INSERTs into
-// status_checks and status_latest cast it to JSON, as the Appender's JSON column did.
-const stagingTable = `CREATE OR REPLACE TEMP TABLE batch_checks AS
-	SELECT * REPLACE (fallbacks::VARCHAR AS fallbacks, extended_statuses::VARCHAR AS extended_statuses)
-	FROM status_checks LIMIT 0`
+// stagingTable is status_checks's columns.
+const stagingTable = `CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`
 
 // newStaging replaces the staging table with an empty one, which frees the rows of the
 // last batch (see freshTempTable).
@@ -234,11 +229,11 @@ func (b *Batch) statusRow(a *Answer) []driver.Value {
 	var fallbacks, extended driver.Value // NULL when absent
 	if s.Fallbacks != nil {
 		b.fallbacks = fallbacksJSON(b.fallbacks[:0], s.Fallbacks)
-		fallbacks = b.fallbacks
+		fallbacks = encodedJSON(b.fallbacks)
 	}
 	if s.ExtendedStatuses != nil {
 		b.extended, b.keys = stringMapJSON(b.extended[:0], b.keys, s.ExtendedStatuses)
-		extended = b.extended
+		extended = encodedJSON(b.extended)
 	}
 	return append(b.row[:0],
 		a.MessageID, b.runIDValue, a.At, int32(a.HTTPStatus), s.DeliveryStatus,
@@ -249,6 +244,14 @@ func (b *Batch) statusRow(a *Answer) []driver.Value {
 		int32(a.Attempts), rawBody(a.Body),
 	)
 }
+
+// encodedJSON is a JSON column's value already encoded: the Appender runs json.Marshal on
+// every value of a JSON column, which for a slice or a map is reflection, sorting and
+// escaping (a third of building a row); for an encodedJSON it is a scan and a copy.
+type encodedJSON []byte
+
+// MarshalJSON returns e itself: json.Marshal copies it before the next row reuses it.
+func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
 
 // fallbacksJSON appends fs as json.Marshal encodes it, byte for byte: what the JSON
 // column was given before it was staged as text.
