@@ -64,7 +64,10 @@ awk -v n="$N" 'BEGIN {
 
 # start_server starts a fresh mock server on a free port and sets addr.
 start_server() {
-  "$work/batstat" mock-server --listen 127.0.0.1:0 2>"$work/server.log" &
+  # Emptied here, not by the redirection below, which the child makes when it gets to it:
+  # until then the last server's address would still be read.
+  : >"$work/server.log"
+  "$work/batstat" mock-server --listen 127.0.0.1:0 2>>"$work/server.log" &
   server_pid=$!
   addr=
   for _ in $(seq 100); do
