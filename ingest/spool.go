@@ -40,7 +40,33 @@ type SpoolSummary struct {
 	// a later load reads again once complete.
 	Skipped, Torn int64
 	SkippedLines  []*webhook.LineError
-	Elapsed       time.Duration
+	// FileErrors are the files that could not be read (further); the others were loaded.
+	FileErrors []*SpoolFileError
+	Elapsed    time.Duration
+}
+
+// Log logs each skipped line of the load (FILE:LINE and why), each file that could not be
+// read, and then the summary as msg, at Info; with quiet, a load that read nothing and
+// skipped nothing logs at Debug (a watch loads the spool before every pass).
+func (s *SpoolSummary) Log(log *slog.Logger, msg string, quiet bool) {
+	for _, le := range s.SkippedLines {
+		reason := le.Err.Error()
+		if le.Torn {
+			reason = "incomplete last line (" + reason + "), read again once complete"
+		}
+		log.Warn("spool line skipped", "at", fmt.Sprintf("%s:%d", le.File, le.Line), "reason", reason)
+	}
+	if n := s.Skipped - int64(len(s.SkippedLines)); n > 0 {
+		log.Warn("more spool lines skipped", "not_listed", n)
+	}
+	for _, fe := range s.FileErrors {
+		log.Warn("spool file not read", "file", fe.File, "err", fe.Err)
+	}
+	level := slog.LevelInfo
+	if quiet && s.Read == 0 && s.Skipped == 0 && len(s.FileErrors) == 0 {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, msg, s.LogAttrs()...)
 }
 
 // LogAttrs renders the summary for a structured log line; elapsed_s is in seconds.
@@ -86,8 +112,9 @@ const spoolChunkSize = 2048
 //
 // Reading and parsing run in a goroutine of their own, beside the Appender and DuckDB's
 // commits. The summary is returned with the error too: what was committed before it stays.
-// A file that cannot be read ends that file only: the error (a *SpoolFileError, joined
-// with any others) comes back after the other files are loaded.
+// A file that cannot be read ends that file only: it is listed in the summary's FileErrors
+// and the other files are loaded; the error returned is about the load as a whole (the
+// spool paths, the database, ctx).
 func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOptions) (*SpoolSummary, error) {
 	start := time.Now()
 	sum := &SpoolSummary{}
@@ -138,7 +165,6 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 		log.Debug("spool batch committed", "events", staged, "loaded", c.Loaded, "duplicates", c.Duplicates)
 		return nil
 	}
-	var fileErrs []error
 	for ch := range chunks {
 		for i := range ch.events {
 			if err := pl.Add(&ch.events[i]); err != nil {
@@ -160,7 +186,7 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 			if errors.Is(ch.err, context.Canceled) || errors.Is(ch.err, context.DeadlineExceeded) {
 				continue // ctx's error is returned below
 			}
-			fileErrs = append(fileErrs, &SpoolFileError{File: ch.file, Err: ch.err})
+			sum.FileErrors = append(sum.FileErrors, &SpoolFileError{File: ch.file, Err: ch.err})
 		}
 		pl.SetPosition(ch.file, ch.next)
 		if pl.Staged() >= int64(batch) {
@@ -179,7 +205,23 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 		return sum, err
 	}
 	sum.Elapsed = time.Since(start)
-	return sum, errors.Join(fileErrs...)
+	return sum, nil
+}
+
+// loadRunSpool loads the run's webhook spool (Config.WebhookSpool), when it has one, into
+// db, and adds what it stored to the run's summary: before each pass, so that a message
+// whose terminal status was pushed is not asked. A spool file that cannot be read is
+// logged and skipped, as a bad line is: the run can still poll.
+func loadRunSpool(ctx context.Context, db *store.DB, cfg *Config, sum *Summary) error {
+	if len(cfg.WebhookSpool) == 0 {
+		return nil
+	}
+	s, err := LoadSpool(ctx, db, cfg.WebhookSpool, SpoolOptions{Logger: cfg.Logger})
+	if s != nil {
+		sum.Pushed.Add(s.PushCounts)
+		s.Log(cfg.Logger, "webhook spool loaded", true)
+	}
+	return err
 }
 
 // readSpool reads files, each from its position, and sends their events in chunks.

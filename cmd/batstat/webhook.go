@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 
@@ -235,7 +234,13 @@ func runWebhookLoad(ctx context.Context, o *webhookLoadOptions, e *env) error {
 	}
 	defer db.Close()
 	sum, err := ingest.LoadSpool(ctx, db, o.paths, ingest.SpoolOptions{Logger: log})
-	logSpoolLoad(log, "webhook load finished", sum)
+	if sum != nil {
+		sum.Log(log, "webhook load finished", false)
+		if err == nil && len(sum.FileErrors) > 0 {
+			err = fmt.Errorf("webhook load: %d spool files could not be read (the others are loaded): %w",
+				len(sum.FileErrors), sum.FileErrors[0])
+		}
+	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close database %s: %w", db.Path, cerr)
 	}
@@ -243,23 +248,4 @@ func runWebhookLoad(ctx context.Context, o *webhookLoadOptions, e *env) error {
 		err = o.db.memoryHint(err)
 	}
 	return err
-}
-
-// logSpoolLoad logs each skipped line of a webhook load (FILE:LINE and why) and then its
-// summary, msg.
-func logSpoolLoad(log *slog.Logger, msg string, sum *ingest.SpoolSummary) {
-	if sum == nil {
-		return
-	}
-	for _, le := range sum.SkippedLines {
-		reason := le.Err.Error()
-		if le.Torn {
-			reason = "incomplete last line (" + reason + "), read again once complete"
-		}
-		log.Warn("spool line skipped", "at", fmt.Sprintf("%s:%d", le.File, le.Line), "reason", reason)
-	}
-	if n := sum.Skipped - int64(len(sum.SkippedLines)); n > 0 {
-		log.Warn("more spool lines skipped", "not_listed", n)
-	}
-	log.Info(msg, sum.LogAttrs()...)
 }
