@@ -12,10 +12,10 @@ import (
 	"github.com/batstat/batstat/webhook"
 )
 
-// DefaultSpoolBatch is how many pushed events a webhook load commits at a time: two DuckDB
+// DefaultSpoolBatch is how many pushed events a webhook load commits at a time: four DuckDB
 // row groups. Each commit looks up its messages in status_latest and messages, a scan of
 // each, so larger batches cost fewer scans; its staging table is bounded by it.
-const DefaultSpoolBatch = 2 * 122_880
+const DefaultSpoolBatch = 4 * 122_880
 
 // maxSkippedKept bounds the skipped lines a SpoolSummary lists; the rest are counted.
 const maxSkippedKept = 100
@@ -102,6 +102,11 @@ type spoolChunk struct {
 
 const spoolChunkSize = 2048
 
+// spoolChunksAhead is how many chunks the reader may parse ahead of the loader: about half
+// a batch, so that parsing the next batch overlaps DuckDB's commit of the last one (the
+// two take about as long) while holding some 30 MB of events at most.
+const spoolChunksAhead = 64
+
 // LoadSpool loads the events of the spool files that paths name (directories stand for
 // their events-YYYYMMDDTHH.ndjson files, see webhook.SpoolFiles) into status_checks, each
 // file from where the last load stopped: loading a spool twice adds nothing, and one that
@@ -143,7 +148,7 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
-	chunks := make(chan spoolChunk, 4)
+	chunks := make(chan spoolChunk, spoolChunksAhead)
 	go func() {
 		defer close(chunks)
 		readSpool(rctx, files, positions, chunks)

@@ -180,7 +180,10 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	// A batch of first answers only (a campaign's first fetch) skips the lookups in
 	// status_latest: they scan it whole unless the batch's IDs fall outside its range, so
 	// their cost grows with the file (BENCHMARKS.md, "The delete").
-	if err := mergeLatest(ctx, b.conn, "batch_checks", b.replacing > 0); err != nil {
+	// A batch holds at most one answer per message (a pass asks a message once, and a
+	// watch commits between passes; batstat status --record cuts its batches so), so each
+	// of its answers is its message's candidate.
+	if err := mergeLatest(ctx, b.conn, `SELECT * EXCLUDE (raw) FROM batch_checks`, b.replacing > 0); err != nil {
 		return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
 	}
 	if _, err := b.conn.ExecContext(ctx, `

@@ -96,9 +96,23 @@ type PushLoad struct {
 }
 
 // pushStageTable stages one batch of pushed events.
+// A row's rowid numbers the events in the order they were staged (received): the table is
+// made anew for each batch and never deleted from, so its rowids run 0, 1, 2, ... The
+// statements of a commit pick rows by their numbers alone, so that no aggregate, sort or
+// copy of the batch carries its raw bodies along; and the Appender has a column less to
+// fill.
 const pushStageTable = `CREATE OR REPLACE TEMP TABLE push_stage (
 	message_id VARCHAR, checked_at TIMESTAMPTZ, deliverystatus VARCHAR, cost DECIMAL(18,6),
 	raw VARCHAR, received_at TIMESTAMPTZ)`
+
+// pushRows selects push_stage's rows as status_checks rows.
+const pushRows = `SELECT s.message_id, NULL::BIGINT AS run_id, s.checked_at, NULL::INTEGER AS http_status,
+	s.deliverystatus, NULL::INTEGER AS partscount, s.cost, NULL::BIGINT AS messagelist_id,
+	NULL::DECIMAL(18,6) AS rate, NULL::DECIMAL(18,6) AS rate_amount, NULL::VARCHAR AS rate_currency,
+	NULL::DECIMAL(18,6) AS bill_amount, NULL::VARCHAR AS bill_currency,
+	NULL::JSON AS fallbacks, NULL::JSON AS extended_statuses, NULL::INTEGER AS attempts,
+	s.raw, '` + sourceWebhook + `' AS source, s.received_at
+	FROM push_stage s`
 
 // StartPushLoad pins a connection of db for a webhook load.
 func (db *DB) StartPushLoad(ctx context.Context) (*PushLoad, error) {
@@ -167,52 +181,50 @@ func (p *PushLoad) Commit(ctx context.Context) (PushCounts, error) {
 
 func (p *PushLoad) commit(ctx context.Context, c *PushCounts) error {
 	if p.staged > 0 {
-		// One row per event, the first received of its copies, without those stored
-		// before. The bounds are literals, not parameters, so that DuckDB prunes row
-		// groups by them.
+		// push_keep: the events to store, by number: of the copies of an event (message,
+		// status, timestamp) the first staged, unless a copy is stored already. The
+		// bounds are literals, not parameters, so that DuckDB skips the row groups of
+		// status_checks outside them.
 		lo, hi := p.lo.UTC().Format(tsLiteral), p.hi.Add(time.Microsecond).UTC().Format(tsLiteral)
 		if err := p.exec(ctx, nil, "find new pushed statuses", `
-			CREATE OR REPLACE TEMP TABLE push_new AS
-			SELECT s.message_id, NULL::BIGINT AS run_id, s.checked_at, NULL::INTEGER AS http_status,
-			       s.deliverystatus, NULL::INTEGER AS partscount, s.cost, NULL::BIGINT AS messagelist_id,
-			       NULL::DECIMAL(18,6) AS rate, NULL::DECIMAL(18,6) AS rate_amount, NULL::VARCHAR AS rate_currency,
-			       NULL::DECIMAL(18,6) AS bill_amount, NULL::VARCHAR AS bill_currency,
-			       NULL::JSON AS fallbacks, NULL::JSON AS extended_statuses, NULL::INTEGER AS attempts,
-			       s.raw, '`+sourceWebhook+`' AS source, s.received_at
-			FROM (
-				SELECT message_id, checked_at, deliverystatus,
-				       arg_min(cost, received_at) AS cost, arg_min(raw, received_at) AS raw,
-				       min(received_at) AS received_at
-				FROM push_stage
-				GROUP BY message_id, checked_at, deliverystatus
-			) s
+			CREATE OR REPLACE TEMP TABLE push_keep AS
+			SELECT min(s.rowid) AS seq FROM push_stage s
 			WHERE NOT EXISTS (
 				SELECT 1 FROM status_checks c
 				WHERE c.source = '`+sourceWebhook+`'
 				  AND c.checked_at >= '`+lo+`'::TIMESTAMPTZ AND c.checked_at <= '`+hi+`'::TIMESTAMPTZ
 				  AND c.message_id = s.message_id AND c.checked_at = s.checked_at
-				  AND c.deliverystatus = s.deliverystatus)`); err != nil {
+				  AND c.deliverystatus = s.deliverystatus)
+			GROUP BY message_id, checked_at, deliverystatus`); err != nil {
 			return err
 		}
-		if err := p.conn.QueryRowContext(ctx, `SELECT count(*) FROM push_new`).Scan(&c.Loaded); err != nil {
+		if err := p.conn.QueryRowContext(ctx, `SELECT count(*) FROM push_keep`).Scan(&c.Loaded); err != nil {
 			return fmt.Errorf("count new pushed statuses: %w", err)
 		}
 		c.Duplicates = p.staged - c.Loaded
 		if c.Loaded > 0 {
 			var known int64
+			// The join builds its hash table from the batch, not from messages.
 			if err := p.conn.QueryRowContext(ctx, `
-				SELECT count(*) FROM push_new n JOIN messages m ON m.message_id = n.message_id`).Scan(&known); err != nil {
+				SELECT count(*) FROM messages m
+				JOIN (SELECT message_id FROM push_stage WHERE rowid IN (SELECT seq FROM push_keep)) n
+				  ON n.message_id = m.message_id`).Scan(&known); err != nil {
 				return fmt.Errorf("count pushed statuses of known messages: %w", err)
 			}
 			c.Unknown = c.Loaded - known
-			if err := p.exec(ctx, nil, "store pushed statuses", `INSERT INTO status_checks SELECT * FROM push_new`); err != nil {
+			if err := p.exec(ctx, nil, "store pushed statuses", `INSERT INTO status_checks `+pushRows+`
+				WHERE s.rowid IN (SELECT seq FROM push_keep)`); err != nil {
 				return err
 			}
-			if err := mergeLatest(ctx, p.conn, "push_new", true); err != nil {
+			// Each message's candidate is the first of all its staged events by the rule,
+			// copies of stored events included: one of those cannot come before the row
+			// status_latest holds already.
+			if err := mergeLatest(ctx, p.conn, `SELECT * EXCLUDE (raw) FROM (`+pushRows+`
+				WHERE s.rowid IN (SELECT arg_max(rowid, `+latestKey+`) FROM push_stage GROUP BY message_id))`, true); err != nil {
 				return err
 			}
 		}
-		if err := p.exec(ctx, nil, "drop batch", `DROP TABLE push_new`); err != nil {
+		if err := p.exec(ctx, nil, "drop batch", `DROP TABLE push_keep`); err != nil {
 			return err
 		}
 	}
