@@ -117,3 +117,31 @@ func TestPushedStatusesSparePolls(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// demo --push runs the whole push path in the process: the fake API pushes every change to
+// a webhook receiver, the fetch watches with its spool, and most messages are settled by
+// a push rather than a poll; every message of the campaigns is in the reports.
+func TestDemoPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a watch of about fifteen seconds")
+	}
+	dir := t.TempDir()
+	r := runCLI(t, dir, "", "demo", "--push", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("demo --push = exit %d:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"webhook spool loaded", "pushed_loaded=", "watch finished"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("demo --push stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	db := openTestDB(t, filepath.Join(dir, "batstat-demo.duckdb"))
+	if n := queryInt(t, db, `SELECT count(*) FROM message_status`); n != 3000 {
+		t.Errorf("message_status has %d messages, want 3000", n)
+	}
+	pushed := queryInt(t, db, `SELECT count(*) FROM status_latest WHERE source = 'webhook' AND is_terminal(deliverystatus)`)
+	polled := queryInt(t, db, `SELECT count(*) FROM status_checks WHERE source = 'poll'`)
+	if pushed < 2000 || polled >= 3000 {
+		t.Errorf("%d messages settled by a push and %d polls; want most settled by push and fewer polls than messages", pushed, polled)
+	}
+}
