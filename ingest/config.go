@@ -34,7 +34,10 @@ const (
 
 // Config is everything a fetch run needs besides the database.
 type Config struct {
+	// Client asks the API. A DryRun needs none.
 	Client *smsbat.Client
+	// DryRun says the Job is only to be planned (Job.Plan), never run: nothing is asked.
+	DryRun bool
 	// APIURL is recorded in runs; it is the client's base URL, which holds no secret.
 	APIURL string
 
@@ -124,7 +127,7 @@ func (c *Config) Validate() error {
 	bad := func(field, value, rule string) {
 		errs = append(errs, &ConfigError{Field: field, Value: value, Rule: rule})
 	}
-	if c.Client == nil {
+	if c.Client == nil && !c.DryRun {
 		bad("Client", "", "no API client")
 	}
 	if len(c.Inputs) == 0 {

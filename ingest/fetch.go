@@ -179,10 +179,16 @@ func newLimiter(r float64, burst int) *rate.Limiter {
 	if r == 0 {
 		return rate.NewLimiter(rate.Inf, 0)
 	}
+	return rate.NewLimiter(rate.Limit(r), bucketSize(r, burst))
+}
+
+// bucketSize is the token bucket's size for rate r and Config.Burst burst: burst, or when
+// that is 0, one second's worth of requests.
+func bucketSize(r float64, burst int) int {
 	if burst == 0 {
-		burst = max(1, int(math.Ceil(r)))
+		return max(1, int(math.Ceil(r)))
 	}
-	return rate.NewLimiter(rate.Limit(r), burst)
+	return burst
 }
 
 // fetchAll runs the worker pool over ids until ids is closed or ctx ends, sending every

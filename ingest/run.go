@@ -116,6 +116,9 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 	if j.ran {
 		return nil, errRanTwice
 	}
+	if j.cfg.DryRun {
+		return nil, errors.New("fetch: a dry run is planned, not run")
+	}
 	j.ran = true
 	cfg, readers := j.cfg, j.readers
 	start := time.Now()

@@ -241,8 +241,8 @@ func (s *session) scan(ctx context.Context, now time.Time, out chan<- todoItem) 
 		n, err := store.UnsettledPage(ctx, s.conn, last, todoPage, func(u *store.Unsettled) bool {
 			last = u.Seq
 			t.unsettled++
-			sent, fellBack := SentTime(u.SentAt, u.SentText != "", u.FirstLoadedAt, now)
-			if fellBack {
+			v := judge(sched, u, now)
+			if v.fellBack {
 				if t.fellBack++; t.exampleID == "" {
 					t.exampleID, t.exampleSent = u.MessageID, u.SentText
 				}
@@ -250,20 +250,10 @@ func (s *session) scan(ctx context.Context, now time.Time, out chan<- todoItem) 
 			if !u.FailedAt.Before(s.start) && u.FailedAt.After(u.CheckedAt) {
 				t.failing++
 			}
-			heard := u.CheckedAt
-			if u.FailedAt.After(heard) {
-				heard = u.FailedAt
-			}
-			if !heard.IsZero() {
-				// The database keeps microseconds, cutting the rest: the request was made
-				// at most this much later, and the schedule must never ask sooner than it
-				// says.
-				heard = heard.Add(time.Microsecond - 1)
-			}
 			switch {
-			case sched.GivenUp(now, sent):
+			case v.givenUp:
 				t.givenUp++
-			case sched.Due(now, sent, heard):
+			case v.due:
 				t.due++
 				if out != nil {
 					select {
@@ -273,8 +263,8 @@ func (s *session) scan(ctx context.Context, now time.Time, out chan<- todoItem) 
 					}
 				}
 			default:
-				if next := sched.Next(sent, heard); t.next.IsZero() || next.Before(t.next) {
-					t.next = next
+				if t.next.IsZero() || v.next.Before(t.next) {
+					t.next = v.next
 				}
 			}
 			return true
@@ -289,4 +279,35 @@ func (s *session) scan(ctx context.Context, now time.Time, out chan<- todoItem) 
 			return t, nil
 		}
 	}
+}
+
+// verdict is what the schedule says of an unsettled message at one instant.
+type verdict struct {
+	givenUp, due bool
+	next         time.Time // when it is due, when it is neither given up nor due
+	fellBack     bool      // its sent time could not be used (see SentTime)
+}
+
+// judge applies sched at now to u, a message without a terminal status.
+func judge(sched Schedule, u *store.Unsettled, now time.Time) verdict {
+	sent, fellBack := SentTime(u.SentAt, u.SentText != "", u.FirstLoadedAt, now)
+	heard := u.CheckedAt
+	if u.FailedAt.After(heard) {
+		heard = u.FailedAt
+	}
+	if !heard.IsZero() {
+		// The database keeps microseconds, cutting the rest: the request was made at most
+		// this much later, and the schedule must never ask sooner than it says.
+		heard = heard.Add(time.Microsecond - 1)
+	}
+	v := verdict{fellBack: fellBack}
+	switch {
+	case sched.GivenUp(now, sent):
+		v.givenUp = true
+	case sched.Due(now, sent, heard):
+		v.due = true
+	default:
+		v.next = sched.Next(sent, heard)
+	}
+	return v
 }

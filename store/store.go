@@ -51,6 +51,8 @@ type DB struct {
 	// tempKey names the temp directory of a read-only open (see acquireTempDir); "" for a
 	// read-write open, which keeps DuckDB's default beside the file.
 	tempKey string
+	// scratchDir is the directory of a scratch copy (see OpenScratch), removed by Close.
+	scratchDir string
 
 	// FromSnapshot says what OpenReader opened when the database file itself was held by
 	// another process: the snapshot at Path. It is nil when Path is the database.
@@ -267,6 +269,12 @@ func (db *DB) Close() error {
 		db.fd = nil
 	}
 	db.snapMu.Unlock()
+	if db.scratchDir != "" {
+		if rerr := os.RemoveAll(db.scratchDir); err == nil && rerr != nil {
+			err = fmt.Errorf("remove scratch copy: %w", rerr)
+		}
+		db.scratchDir = ""
+	}
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 type Unsettled struct {
 	Seq       int64 // its place in the run's input (the todo table's seq)
 	MessageID string
+	Campaign  string
 	Answered  bool // it has an answer in status_latest, which the next one replaces
 	// SentAt is the input's sent time read as a timestamp, as the message_time macro reads
 	// it; zero when the input gave none (SentText "") or one that does not parse.
@@ -31,7 +32,7 @@ func ScanUnsettled(ctx context.Context, conn *sql.Conn) (int64, error) {
 	// todo is the build side of every join: a run's input, not the whole file.
 	if _, err := conn.ExecContext(ctx, `
 		CREATE OR REPLACE TEMP TABLE unsettled AS
-		SELECT t.seq, t.message_id, s.message_id IS NOT NULL AS answered,
+		SELECT t.seq, t.message_id, m.campaign, s.message_id IS NOT NULL AS answered,
 		       try_cast(m.sent_at AS TIMESTAMPTZ) AS sent_at, m.sent_at AS sent_text,
 		       m.first_loaded_at, s.checked_at, e.failed_at
 		FROM todo t
@@ -59,7 +60,7 @@ func ScanUnsettled(ctx context.Context, conn *sql.Conn) (int64, error) {
 // it returns how many rows the page held. Paging is the caller's, as for TodoPage.
 func UnsettledPage(ctx context.Context, conn *sql.Conn, after int64, limit int, each func(*Unsettled) bool) (int, error) {
 	rows, err := conn.QueryContext(ctx, `
-		SELECT seq, message_id, answered, sent_at, sent_text, first_loaded_at, checked_at, failed_at
+		SELECT seq, message_id, campaign, answered, sent_at, sent_text, first_loaded_at, checked_at, failed_at
 		FROM unsettled WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return 0, err
@@ -70,7 +71,7 @@ func UnsettledPage(ctx context.Context, conn *sql.Conn, after int64, limit int, 
 		var u Unsettled
 		var sent, checked, failed sql.NullTime
 		var sentText sql.NullString
-		if err := rows.Scan(&u.Seq, &u.MessageID, &u.Answered, &sent, &sentText, &u.FirstLoadedAt, &checked, &failed); err != nil {
+		if err := rows.Scan(&u.Seq, &u.MessageID, &u.Campaign, &u.Answered, &sent, &sentText, &u.FirstLoadedAt, &checked, &failed); err != nil {
 			return n, err
 		}
 		u.SentAt, u.SentText, u.CheckedAt, u.FailedAt = sent.Time, sentText.String, checked.Time, failed.Time

@@ -364,6 +364,22 @@ func (o dbOptions) openReader(ctx context.Context, e *env) (*store.DB, error) {
 	return db, nil
 }
 
+// openScratch opens a private copy of the database for a dry run (see store.OpenScratch):
+// the file itself when it can, else the snapshot a running fetch published, saying so; with
+// neither it waits up to --lock-timeout.
+func (o dbOptions) openScratch(ctx context.Context, e *env, log *slog.Logger) (*store.DB, error) {
+	db, err := store.OpenScratch(ctx, o.path, o.storeOptions(false), o.wait(func(held *store.LockedError) {
+		log.Info(fmt.Sprintf("database %s is in use by %s and has no snapshot yet; waiting up to %s", o.path, holder(held), store.FormatWait(o.lockTimeout)))
+	}))
+	if err != nil {
+		return nil, o.openError(ctx, err)
+	}
+	if s := db.FromSnapshot; s != nil {
+		fmt.Fprintln(e.stderr, snapshotNotice(s, time.Now()))
+	}
+	return db, nil
+}
+
 func (o dbOptions) wait(waiting func(*store.LockedError)) store.Wait {
 	return store.Wait{Timeout: o.lockTimeout, Waiting: waiting}
 }

@@ -44,6 +44,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.DurationFlag{Name: "give-up-after", Usage: "schedule: stop asking a message this long after it was sent", Value: ingest.DefaultGiveUpAfter},
 		&cli.StringSliceFlag{Name: "webhook-spool", Usage: "load the pushed statuses spooled in `DIR` (batstat webhook serve --spool) before each pass, so that messages pushed a final status are not asked; repeatable"},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "read and check the input and the database, print per campaign what a run would ask and how long that takes at --rate; ask nothing, write nothing"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
 		&cli.DurationFlag{Name: "snapshot-every", Value: defaultSnapshotEvery,
 			Usage: "while answers arrive, publish a read-only snapshot PATH.snapshot for readers every `D`, and at the end (0 = off)",
@@ -68,7 +69,9 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n" +
 			"While it runs, report, query and export read the snapshot it publishes (--snapshot-every).\n" +
 			"--webhook-spool DIR loads the statuses batstat webhook serve spooled there before each pass\n" +
-			"(as batstat webhook load does): a message pushed a final status is not asked again.\n\n" +
+			"(as batstat webhook load does): a message pushed a final status is not asked again.\n" +
+			"--dry-run loads the input into a private copy of the database and prints what a run would ask;\n" +
+			"it needs no credentials, asks nothing and leaves the database as it was.\n\n" +
 			"Exit status: 0 every message has an answer (a --watch: also when it stops at --max-wait);\n" +
 			"3 some messages still failed after their retries (the next run asks again); 1 fatal error\n" +
 			"(credentials rejected, API unreachable, database or input unreadable); 2 bad usage (including\n" +
@@ -92,6 +95,8 @@ type fetchOptions struct {
 	noProgress bool
 	// snapshotEvery is how often a snapshot is published while the run writes; 0 = never.
 	snapshotEvery time.Duration
+	// dryRun plans the run instead (see runDryRun).
+	dryRun bool
 }
 
 // defaultSnapshotEvery is --snapshot-every's default: a reader's answer is at most a minute
@@ -103,6 +108,12 @@ const defaultSnapshotEvery = time.Minute
 // and expands globs, but opens no input and no database.
 func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	var err error
+	dryRun := c.Bool("dry-run")
+	if dryRun && c.IsSet("metrics-file") {
+		// A dry run writes nothing, and its figures are no run's: an alert reading them would
+		// take a preview for a cron run.
+		return nil, usagef("--dry-run writes nothing: drop --metrics-file")
+	}
 	if e.metrics, err = newRunMetrics(c); err != nil {
 		return nil, err
 	}
@@ -112,20 +123,27 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if err := flagsAfterArgs(c, "fetch", "FILE"); err != nil {
 		return nil, err
 	}
-	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every")}
+	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every"), dryRun: dryRun}
 	if o.db, err = newDBOptions(c); err != nil {
 		return nil, err
 	}
 	if o.log, err = newLogOptions(c); err != nil {
 		return nil, err
 	}
-	api, err := newAPIOptions(c, c.Int("concurrency"))
-	if err != nil {
+	var api apiOptions
+	if dryRun && !hasCredentials(c) {
+		// A preview asks nothing: it may be made before the credentials are at hand.
+		api = apiOptions{url: c.String("api-url"), timeout: c.Duration("timeout"), retries: c.Int("retries")}
+		if err := checkAPIURL(api.url, c.Bool("allow-insecure-http")); err != nil {
+			return nil, err
+		}
+	} else if api, err = newAPIOptions(c, c.Int("concurrency")); err != nil {
 		return nil, err
 	}
 	o.auth = api.auth
 	cfg := ingest.Config{
 		Client:       api.client,
+		DryRun:       dryRun,
 		APIURL:       api.url,
 		Strict:       c.Bool("strict"),
 		Concurrency:  c.Int("concurrency"),
@@ -173,6 +191,16 @@ func apiFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", Usage: "per request", Value: ingest.DefaultTimeout},
 		&cli.IntFlag{Name: "retries", Usage: "further attempts per message after the first", Value: 5},
 	}
+}
+
+// hasCredentials says whether any credential was given, by flag or env.
+func hasCredentials(c *cli.Context) bool {
+	for _, name := range []string{"api-key", "api-key-file", "username", "password"} {
+		if c.String(name) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // apiOptions are the apiFlags, checked, and the client they make. --timeout and --retries
@@ -264,8 +292,12 @@ func configUsage(cmd string, flags map[string]string, err error) error {
 	return &usageError{errors.Join(errs...)}
 }
 
-// runFetch opens every input, then the database, and runs the fetch.
+// runFetch opens every input, then the database, and runs the fetch, or plans it for a
+// dry run.
 func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
+	if o.dryRun {
+		return runDryRun(ctx, o, e)
+	}
 	log := o.log.logger(e.stderr)
 	cfg := o.config
 	cfg.Stdin, cfg.Logger = e.stdin, log

@@ -53,11 +53,17 @@ type result struct {
 // runCLI runs the binary in dir with args and a clean environment.
 func runCLI(t *testing.T, dir string, stdin string, args ...string) result {
 	t.Helper()
+	return runCLIEnv(t, dir, stdin, nil, args...)
+}
+
+// runCLIEnv is runCLI with env (KEY=value) added to the clean environment.
+func runCLIEnv(t *testing.T, dir string, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
