@@ -20,29 +20,49 @@ const latestKey = `(CASE WHEN is_terminal(deliverystatus) THEN 46116860184273879
 // under which the stored answer stays the latest (latestKey): terminal against
 // non-terminal, or as terminal and newer. On a tie the new answer wins, as the fetch
 // writer's answers always did.
-const beatsNew = `(is_terminal(s.deliverystatus) AND NOT is_terminal(n.deliverystatus))
-	OR (is_terminal(s.deliverystatus) = is_terminal(n.deliverystatus) AND s.checked_at > n.checked_at)`
+const beatsNew = `((is_terminal(s.deliverystatus) AND NOT is_terminal(n.deliverystatus))
+	OR (is_terminal(s.deliverystatus) = is_terminal(n.deliverystatus) AND s.checked_at > n.checked_at))`
 
 // mergeLatest brings status_latest up to date, inside the caller's transaction, with
 // candidates: a query of rows with status_latest's columns, at most one per message (the
-// first of its new answers by latestOrder). A candidate replaces its message's row unless
-// that row comes first by latestOrder. mayReplace false says no message of candidates has
-// a row yet (a campaign's first fetch): they are inserted as they are, without the lookups
-// of the rows to keep and to delete, each a scan of status_latest.
+// first of its new answers by latestKey). A candidate replaces its message's row unless
+// that row comes first by latestKey. mayReplace false says no message of candidates has
+// a row yet (a campaign's first fetch): they are inserted as they are, without the lookup
+// of the rows they replace.
+//
+// The lookup is the one scan of status_latest, a join whose hash table is built from the
+// candidates; it notes the rowid of each row to replace, so that the delete that follows
+// finds them by rowid instead of matching every message_id of the table again; when no
+// candidate has a row yet, both deletes are skipped.
 func mergeLatest(ctx context.Context, conn *sql.Conn, candidates string, mayReplace bool) error {
-	stmts := []string{`INSERT INTO status_latest ` + candidates}
-	if mayReplace {
-		stmts = []string{
-			`CREATE OR REPLACE TEMP TABLE latest_new AS ` + candidates,
-			// The join builds its hash table from the new answers, not from status_latest.
-			`DELETE FROM latest_new WHERE message_id IN (
-				SELECT n.message_id FROM latest_new n JOIN status_latest s ON s.message_id = n.message_id
-				WHERE ` + beatsNew + `)`,
-			`DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM latest_new)`,
-			`INSERT INTO status_latest SELECT * FROM latest_new`,
-			`DROP TABLE latest_new`,
+	if !mayReplace {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO status_latest `+candidates); err != nil {
+			return fmt.Errorf("update the latest answers: %w", err)
+		}
+		return nil
+	}
+	stmts := []string{
+		`CREATE OR REPLACE TEMP TABLE latest_new AS ` + candidates,
+		`CREATE OR REPLACE TEMP TABLE latest_old AS
+			SELECT s.rowid AS rid, n.message_id, ` + beatsNew + ` AS keep
+			FROM latest_new n JOIN status_latest s ON s.message_id = n.message_id`,
+	}
+	for _, q := range stmts {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("update the latest answers: %w", err)
 		}
 	}
+	var old int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM latest_old`).Scan(&old); err != nil {
+		return fmt.Errorf("update the latest answers: %w", err)
+	}
+	stmts = nil
+	if old > 0 {
+		stmts = append(stmts,
+			`DELETE FROM latest_new WHERE message_id IN (SELECT message_id FROM latest_old WHERE keep)`,
+			`DELETE FROM status_latest WHERE rowid IN (SELECT rid FROM latest_old WHERE NOT keep)`)
+	}
+	stmts = append(stmts, `INSERT INTO status_latest SELECT * FROM latest_new`, `DROP TABLE latest_new`, `DROP TABLE latest_old`)
 	for _, q := range stmts {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("update the latest answers: %w", err)
