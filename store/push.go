@@ -170,11 +170,14 @@ func (p *PushLoad) Commit(ctx context.Context) (PushCounts, error) {
 	done := p.db.writing()
 	err := inTx(ctx, p.conn, func() error { return p.commit(ctx, &c) })
 	done()
+	// A new staging table either way: a failed batch must not come back with the next.
+	stage, serr := freshTempTable(context.WithoutCancel(ctx), p.conn, p.stage, "push_stage", pushStageTable)
+	p.stage = stage
 	if err != nil {
 		return PushCounts{}, err
 	}
-	if p.stage, err = freshTempTable(ctx, p.conn, p.stage, "push_stage", pushStageTable); err != nil {
-		return c, fmt.Errorf("empty staging table: %w", err)
+	if serr != nil {
+		return c, fmt.Errorf("empty staging table: %w", serr)
 	}
 	return c, nil
 }
@@ -264,7 +267,7 @@ func (p *PushLoad) exec(ctx context.Context, affected *int64, what, query string
 // dropped.
 func (p *PushLoad) Close() error {
 	var errs []error
-	if p.stage != nil {
+	if p.stage != nil { // nil when a Commit could not make a new staging table
 		errs = append(errs, p.stage.Close())
 	}
 	if _, err := p.conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS push_stage`); err != nil {
