@@ -98,4 +98,15 @@ func TestWebhookLoadIdempotent(t *testing.T) {
 	if r := runCLI(t, dir, "", "webhook", "load", "--db", db, filepath.Join(dir, "nope")); r.code != 1 || !strings.Contains(r.stderr, "nope") {
 		t.Errorf("webhook load of a missing spool = exit %d, want 1 naming it: %s", r.code, r.stderr)
 	}
+	// fetch --webhook-spool: a spool that is not there is an unreadable input, found before
+	// the database is opened.
+	ids := writeIDs(t, dir, "camp.csv", 3)
+	fresh := filepath.Join(dir, "fresh.duckdb")
+	if r := runCLI(t, dir, "", "fetch", "--db", fresh, "--api-key", "k", "--api-url", "http://127.0.0.1:1",
+		"--webhook-spool", filepath.Join(dir, "nope"), ids); r.code != 1 || !strings.Contains(r.stderr, "--webhook-spool") {
+		t.Errorf("fetch --webhook-spool of a missing spool = exit %d, want 1 naming the flag: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		t.Errorf("fetch with a missing spool created the database")
+	}
 }
