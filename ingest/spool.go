@@ -164,6 +164,11 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 		staged := pl.Staged()
 		c, err := pl.Commit(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// The signal's cause, which decides the exit status; the batch is read
+				// again next time.
+				return context.Cause(ctx)
+			}
 			return fmt.Errorf("webhook load: %w", err)
 		}
 		sum.PushCounts.Add(c)
