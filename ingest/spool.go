@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"time"
 
@@ -146,6 +147,8 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 	}
 	defer pl.Close()
 
+	// at is where each file stands, the loader's own: the reader reads positions.
+	at := maps.Clone(positions)
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	chunks := make(chan spoolChunk, spoolChunksAhead)
@@ -198,7 +201,12 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 			}
 			sum.FileErrors = append(sum.FileErrors, &SpoolFileError{File: ch.file, Err: ch.err})
 		}
-		pl.SetPosition(ch.file, ch.next)
+		// A file that did not grow changes nothing: a watch that loads the spool before every
+		// pass must not write (and so republish its snapshot) when no event came.
+		if ch.next != at[ch.file] {
+			pl.SetPosition(ch.file, ch.next)
+			at[ch.file] = ch.next
+		}
 		if pl.Staged() >= int64(batch) {
 			if err := commit(); err != nil {
 				drain()
