@@ -174,18 +174,17 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	if err := b.errs.Flush(); err != nil {
 		return fmt.Errorf("store %d fetch errors: %w", len(b.failed), err)
 	}
-	stmts := []string{`INSERT INTO status_checks SELECT * FROM batch_checks`}
-	if b.replacing > 0 {
-		// Skipped for a batch of first answers (a campaign's first fetch): the delete scans
-		// status_latest whole unless the batch's IDs fall outside its range, so its cost
-		// grows with the file (BENCHMARKS.md, "The delete").
-		stmts = append(stmts, `DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`)
+	if _, err := b.conn.ExecContext(ctx, `INSERT INTO status_checks SELECT * FROM batch_checks`); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
 	}
-	stmts = append(stmts, `INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`)
-	for _, q := range stmts {
-		if _, err := b.conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
-		}
+	// A batch of first answers only (a campaign's first fetch) skips the lookups in
+	// status_latest: they scan it whole unless the batch's IDs fall outside its range, so
+	// their cost grows with the file (BENCHMARKS.md, "The delete").
+	// A batch holds at most one answer per message (a pass asks a message once, and a
+	// watch commits between passes; batstat status --record cuts its batches so), so each
+	// of its answers is its message's candidate.
+	if err := mergeLatest(ctx, b.conn, `SELECT * EXCLUDE (raw) FROM batch_checks`, b.replacing > 0); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
 	}
 	if _, err := b.conn.ExecContext(ctx, `
 		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
@@ -214,6 +213,12 @@ func (b *Batch) Close() error {
 	return errors.Join(append(errs, b.conn.Close())...)
 }
 
+// The values of status_checks.source.
+const (
+	sourcePoll    = "poll"
+	sourceWebhook = "webhook"
+)
+
 // statusRow fills row (reused from one answer to the next: the Appender copies the values)
 // with one status_checks row, in the table's column order.
 func statusRow(row []driver.Value, runID driver.Value, a *Answer) []driver.Value {
@@ -224,7 +229,7 @@ func statusRow(row []driver.Value, runID driver.Value, a *Answer) []driver.Value
 		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
 		money(s.BillAmount), nullable(s.BillCurrency),
 		jsonOrNull(s.Fallbacks, s.Fallbacks == nil), jsonOrNull(s.ExtendedStatuses, s.ExtendedStatuses == nil),
-		int32(a.Attempts), rawBody(a.Body),
+		int32(a.Attempts), rawBody(a.Body), sourcePoll, nil,
 	)
 }
 
