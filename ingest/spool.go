@@ -27,6 +27,10 @@ type SpoolOptions struct {
 	Batch int
 	// Logger receives a debug line per commit; nil discards them.
 	Logger *slog.Logger
+	// FromStart reads every file from its first line, whatever an earlier load recorded:
+	// for a file that was replaced or cut since, which cannot be resumed. The events
+	// already stored are left out as duplicates.
+	FromStart bool
 }
 
 // SpoolSummary is what a webhook load did.
@@ -88,7 +92,12 @@ type SpoolFileError struct {
 	Err  error
 }
 
-func (e *SpoolFileError) Error() string { return fmt.Sprintf("spool file %s: %v", e.File, e.Err) }
+func (e *SpoolFileError) Error() string {
+	if errors.Is(e.Err, webhook.ErrNotResumable) {
+		return fmt.Sprintf("spool file %s: %v; load it with batstat webhook load --from-start (events stored already are skipped)", e.File, e.Err)
+	}
+	return fmt.Sprintf("spool file %s: %v", e.File, e.Err)
+}
 func (e *SpoolFileError) Unwrap() error { return e.Err }
 
 // spoolChunk is what the reader hands the loader at a time: events of one file and where
@@ -140,6 +149,9 @@ func LoadSpool(ctx context.Context, db *store.DB, paths []string, opts SpoolOpti
 	positions, err := db.SpoolPositions(ctx)
 	if err != nil {
 		return sum, err
+	}
+	if opts.FromStart {
+		clear(positions)
 	}
 	pl, err := db.StartPushLoad(ctx)
 	if err != nil {

@@ -172,7 +172,8 @@ func webhookLoadCommand(e *env, runF runFunc[*webhookLoadOptions]) *cli.Command 
 	if runF == nil {
 		runF = runWebhookLoad
 	}
-	flags := []cli.Flag{dbFlag(), lockTimeoutFlag(writerLockTimeout, "(a report or query)")}
+	flags := []cli.Flag{dbFlag(), lockTimeoutFlag(writerLockTimeout, "(a report or query)"),
+		&cli.BoolFlag{Name: "from-start", Usage: "read every file from its first line, not from where the last load stopped (for a file replaced or cut since; events stored already are skipped)"}}
 	flags = append(flags, logFlags()...)
 	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
 	return withUsageErrors(&cli.Command{
@@ -186,7 +187,8 @@ func webhookLoadCommand(e *env, runF runFunc[*webhookLoadOptions]) *cli.Command 
 			"and join their campaign once a fetch loads its list. A terminal status is never replaced\n" +
 			"by a later non-terminal one. Lines that are not events, and the incomplete last line of a\n" +
 			"file being written, are skipped and listed (FILE:LINE) on stderr; a later load reads an\n" +
-			"incomplete line again once it is whole. The summary is logged on stderr.\n\n" +
+			"incomplete line again once it is whole. A file replaced or cut since the last load cannot be\n" +
+			"resumed: it fails until loaded with --from-start. The summary is logged on stderr.\n\n" +
 			"Exit status: 0 loaded (skipped lines included); 1 fatal error (a spool file or the\n" +
 			"database unreadable); 2 bad usage; 75 the database stayed in use by another process for\n" +
 			"--lock-timeout (try again later); 130/143 interrupted by SIGINT/SIGTERM (the batches\n" +
@@ -198,9 +200,10 @@ func webhookLoadCommand(e *env, runF runFunc[*webhookLoadOptions]) *cli.Command 
 
 // webhookLoadOptions are batstat webhook load's flags and arguments, checked.
 type webhookLoadOptions struct {
-	db    dbOptions
-	log   logOptions
-	paths []string
+	db        dbOptions
+	log       logOptions
+	paths     []string
+	fromStart bool
 }
 
 func newWebhookLoadOptions(c *cli.Context, _ *env) (*webhookLoadOptions, error) {
@@ -210,7 +213,7 @@ func newWebhookLoadOptions(c *cli.Context, _ *env) (*webhookLoadOptions, error) 
 	if err := flagsAfterArgs(c, "webhook load", "DIR or FILE"); err != nil {
 		return nil, err
 	}
-	o := &webhookLoadOptions{paths: c.Args().Slice()}
+	o := &webhookLoadOptions{paths: c.Args().Slice(), fromStart: c.Bool("from-start")}
 	var err error
 	if o.db, err = newDBOptions(c); err != nil {
 		return nil, err
@@ -233,7 +236,7 @@ func runWebhookLoad(ctx context.Context, o *webhookLoadOptions, e *env) error {
 		return err
 	}
 	defer db.Close()
-	sum, err := ingest.LoadSpool(ctx, db, o.paths, ingest.SpoolOptions{Logger: log})
+	sum, err := ingest.LoadSpool(ctx, db, o.paths, ingest.SpoolOptions{Logger: log, FromStart: o.fromStart})
 	if sum != nil {
 		sum.Log(log, "webhook load finished", false)
 		if err == nil && len(sum.FileErrors) > 0 {

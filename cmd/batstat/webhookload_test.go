@@ -91,6 +91,29 @@ func TestWebhookLoadIdempotent(t *testing.T) {
 	}
 	d.Close()
 
+	// A file cut since its last load cannot be resumed: exit 1, saying how to load it; with
+	// --from-start it is read whole again, and the events stored already add nothing.
+	all, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := len(lines) + len(torn) - 1
+	if err := os.WriteFile(file, all[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, dir, "", "webhook", "load", "--db", db, file)
+	if r.code != 1 || !strings.Contains(r.stderr, "--from-start") {
+		t.Errorf("load of a cut spool = exit %d, want 1 naming --from-start:\n%s", r.code, r.stderr)
+	}
+	r = runCLI(t, dir, "", "webhook", "load", "--db", db, "--from-start", file)
+	if r.code != 0 || !strings.Contains(r.stderr, "loaded=0") {
+		t.Errorf("load --from-start of a cut spool = exit %d, want 0 and nothing new:\n%s", r.code, r.stderr)
+	}
+	check("load from the start", 5)
+	if r := runCLI(t, dir, "", "webhook", "load", "--db", db, file); r.code != 0 {
+		t.Errorf("a load after --from-start = exit %d, want 0 (resumed from the new position):\n%s", r.code, r.stderr)
+	}
+
 	// Exit statuses: no spool given, one that does not exist.
 	if r := runCLI(t, dir, "", "webhook", "load", "--db", db); r.code != 2 {
 		t.Errorf("webhook load without a spool = exit %d, want 2", r.code)
