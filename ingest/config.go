@@ -86,6 +86,12 @@ type Config struct {
 	BatchSize  int
 	FlushEvery time.Duration
 
+	// WebhookSpool, when set, names the spool directories (or files) of pushed statuses
+	// (batstat webhook serve) that the run loads before its load of the inputs and before
+	// each pass of a Watch (see LoadSpool): a message whose terminal status was pushed is
+	// not asked.
+	WebhookSpool []string
+
 	Logger *slog.Logger
 	// Progress, when not nil, is told how the run goes; ingest shows nothing itself.
 	Progress Progress

@@ -87,6 +87,11 @@ func (j *Job) Plan(ctx context.Context, db *store.DB, now time.Time) (*Plan, err
 	if err != nil {
 		return nil, err
 	}
+	// The spool too, as a run loads it first: a message pushed a final status is not
+	// asked. db is a scratch copy, so the positions it records are not kept.
+	if err := loadRunSpool(ctx, db, &cfg, &Summary{}); err != nil {
+		return nil, err
+	}
 	var campaigns campaignSet
 	ls, err := load(ctx, db, conn, runID, j.readers, &cfg, &campaigns)
 	if err != nil {

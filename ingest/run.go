@@ -61,6 +61,9 @@ type Summary struct {
 
 	// Scheduled says the run asked by the schedule (RefreshDue, or a Watch); then the
 	// figures below are those of its last look at the input.
+	// Pushed counts what the loads of the webhook spool stored (Config.WebhookSpool).
+	Pushed store.PushCounts
+
 	Scheduled bool
 	Passes    int   // passes that asked anything
 	Pending   int64 // messages of the input without a terminal status, but those given up
@@ -79,6 +82,9 @@ func (s *Summary) LogAttrs() []any {
 		slog.Int64("failed", s.Failed), slog.Int64("retries", s.Retries),
 		slog.Int64("rate_limited", s.RateLimited), slog.Int64("requests", s.Requests),
 		slog.Float64("elapsed_s", s.Elapsed.Round(time.Millisecond).Seconds()),
+	}
+	if s.Pushed != (store.PushCounts{}) {
+		attrs = append(attrs, slog.Int64("pushed_loaded", s.Pushed.Loaded))
 	}
 	if s.Scheduled {
 		attrs = append(attrs, slog.Int("passes", s.Passes), slog.Int64("pending", s.Pending),
@@ -146,6 +152,13 @@ func (j *Job) Run(ctx context.Context, db *store.DB) (*Summary, error) {
 		return sum, runErr
 	}
 
+	// Before the load, which leaves out of the todo table the messages that are terminal.
+	if err := loadRunSpool(ctx, db, &cfg, sum); err != nil {
+		if ctx.Err() != nil {
+			return finish(OutcomeInterrupted, context.Cause(ctx))
+		}
+		return finish(OutcomeFailed, err)
+	}
 	var campaigns campaignSet
 	ls, err := load(ctx, db, loadConn, sum.RunID, readers, &cfg, &campaigns)
 	sum.Campaigns = campaigns.sorted()
@@ -205,6 +218,7 @@ func fetchAndStore(ctx context.Context, db *store.DB, todoConn *sql.Conn, sum *S
 		cfg: cfg, conn: todoConn, sum: sum, toAsk: toAsk, start: start, stats: stats,
 		f:        &fetcher{cfg: cfg, lim: newLimiter(cfg.Rate, cfg.Burst), stats: stats},
 		outcomes: outcomes, reqCtx: reqCtx, stopAll: stopAll,
+		loadSpool: func(ctx context.Context) error { return loadRunSpool(ctx, db, cfg, sum) },
 	}
 	fetchErr = s.run(runCtx)
 	stopRun(nil)

@@ -27,6 +27,8 @@ type session struct {
 	outcomes chan<- outcome
 	reqCtx   context.Context
 	stopAll  context.CancelCauseFunc
+	// loadSpool loads the run's webhook spool (a no-op without one) before each look.
+	loadSpool func(context.Context) error
 }
 
 // errMaxWait ends a watch that reached Config.MaxWait.
@@ -69,6 +71,14 @@ func (s *session) watch(ctx context.Context) error {
 	for looks := 0; ; looks++ {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
+		}
+		// Statuses pushed since the last look settle their messages before the schedule
+		// picks the due ones.
+		if err := s.loadSpool(ctx); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
 		}
 		now := time.Now()
 		t, err := s.look(ctx, now)

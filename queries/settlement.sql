@@ -2,12 +2,13 @@
 -- total: messages settled pending given_up
 --
 -- One row per campaign. A message is settled once it has a terminal answer (delivered,
--- undeliverable, permanenterror); it settled at the checked_at of its first one, the moment
--- batstat first learned it (for a pushed status, the provider's timestamp). Its settle time
+-- undeliverable, permanenterror); it settled at the timestamp of the first pushed one (the
+-- provider's time of the change), else at the checked_at of the first polled one, the
+-- moment batstat first learned it. Its settle time
 -- counts from when it was sent: its sent_at when that parses as a timestamp, else when
 -- batstat first loaded it (message_time); a first terminal check before that (clocks
--- apart) counts as 0. It is an upper bound: the status may have become final any time
--- since the check before. Every message is in exactly one of:
+-- apart) counts as 0. Without a pushed status it is an upper bound: the status may have
+-- become final any time since the check before. Every message is in exactly one of:
 --   settled       has a terminal answer
 --   pending       has none, and is younger than $give_up_after at $as_of
 --   given_up      has none, and is older: fetch's schedule no longer asks it
@@ -17,7 +18,8 @@
 --                 interpolated between the nearest two, as quantile_cont does); NULL
 --                 when none settled
 --   checks_per_message
---                 answers to batstat's polls (status_checks rows) / messages: what it cost
+--                 answers to batstat's polls (status_checks rows with source 'poll', pushed
+--                 ones not counted) / messages: what it cost
 --                 to learn the statuses, never-answered messages included (0 when messages
 --                 is 0)
 --
@@ -42,8 +44,11 @@ checks AS (
     -- One pass over the history of the selected messages only.
     SELECT
         message_id,
-        min(checked_at) FILTER (WHERE is_terminal(deliverystatus)) AS settled_at,
-        count(*) AS polls  -- polled answers; with pushed ones stored too: FILTER (WHERE source = 'poll')
+        -- A pushed terminal status carries the provider's time of the change: exact, where
+        -- a poll only bounds it. The first one wins over any polled answer.
+        coalesce(min(checked_at) FILTER (WHERE is_terminal(deliverystatus) AND source = 'webhook'),
+                 min(checked_at) FILTER (WHERE is_terminal(deliverystatus))) AS settled_at,
+        count(*) FILTER (WHERE source = 'poll') AS polls
     FROM status_checks
     WHERE message_id IN (SELECT message_id FROM msgs)
     GROUP BY message_id

@@ -56,7 +56,7 @@ func generateBenchDB(ctx context.Context, db *sql.DB, messages, checks int) erro
 		 SELECT message_id, run_id, checked_at, http_status, deliverystatus, partscount, cost, 42,
 		        rate, rate, rate_currency, CASE WHEN bill THEN cost END, CASE WHEN bill THEN rate_currency END,
 		        fallbacks, extended_statuses, 1,
-		        '{"messageId":"' || message_id || '","deliverystatus":"' || deliverystatus || '"}'
+		        '{"messageId":"' || message_id || '","deliverystatus":"' || deliverystatus || '"}', 'poll', NULL
 		 FROM (
 		     SELECT 'm' || lpad((i %% %[2]d)::VARCHAR, 9, '0') AS message_id,
 		            i // %[2]d AS k,
@@ -91,7 +91,7 @@ func generateBenchDB(ctx context.Context, db *sql.DB, messages, checks int) erro
 		 FROM range(1000) t(i)`,
 		// The fetch writer keeps status_latest beside status_checks; generate it the same way.
 		`INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks
-		 QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC, run_id DESC) = 1`,
+		 QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY is_terminal(deliverystatus) DESC, checked_at DESC, run_id DESC) = 1`,
 	}
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {

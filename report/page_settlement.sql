@@ -21,7 +21,9 @@ WITH selected AS (
       AND in_period(message_time(sent_at, first_loaded_at), $since, $until)
 ),
 settled AS (
-    SELECT c.message_id, min(c.checked_at) AS at
+    -- As the settlement report: a pushed terminal status's own time, else the first poll's.
+    SELECT c.message_id,
+           coalesce(min(c.checked_at) FILTER (WHERE c.source = 'webhook'), min(c.checked_at)) AS at
     FROM status_checks c
     WHERE is_terminal(c.deliverystatus)
       AND c.message_id IN (SELECT message_id FROM selected)

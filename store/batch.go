@@ -182,18 +182,17 @@ func (b *Batch) commit(ctx context.Context, totals RunTotals) error {
 	if err := b.errs.Flush(); err != nil {
 		return fmt.Errorf("store %d fetch errors: %w", len(b.failed), err)
 	}
-	stmts := []string{`INSERT INTO status_checks SELECT * FROM batch_checks`}
-	if b.replacing > 0 {
-		// Skipped for a batch of first answers (a campaign's first fetch): the delete scans
-		// status_latest whole unless the batch's IDs fall outside its range, so its cost
-		// grows with the file (BENCHMARKS.md, "The delete").
-		stmts = append(stmts, `DELETE FROM status_latest WHERE message_id IN (SELECT message_id FROM batch_checks)`)
+	if _, err := b.conn.ExecContext(ctx, `INSERT INTO status_checks SELECT * FROM batch_checks`); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
 	}
-	stmts = append(stmts, `INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM batch_checks`)
-	for _, q := range stmts {
-		if _, err := b.conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
-		}
+	// A batch of first answers only (a campaign's first fetch) skips the lookups in
+	// status_latest: they scan it whole unless the batch's IDs fall outside its range, so
+	// their cost grows with the file (BENCHMARKS.md, "The delete").
+	// A batch holds at most one answer per message (a pass asks a message once, and a
+	// watch commits between passes; batstat status --record cuts its batches so), so each
+	// of its answers is its message's candidate.
+	if err := mergeLatest(ctx, b.conn, `SELECT * EXCLUDE (raw) FROM batch_checks`, b.replacing > 0); err != nil {
+		return fmt.Errorf("store batch of %d answers: %w", b.staged.Answered, err)
 	}
 	if _, err := b.conn.ExecContext(ctx, `
 		UPDATE runs SET answered = answered + $2, not_found = not_found + $3, failed = failed + $4,
@@ -222,6 +221,12 @@ func (b *Batch) Close() error {
 	return errors.Join(append(errs, b.conn.Close())...)
 }
 
+// The values of status_checks.source.
+const (
+	sourcePoll    = "poll"
+	sourceWebhook = "webhook"
+)
+
 // statusRow fills b.row (reused from one answer to the next: the Appender copies the
 // values) with one status_checks row, in the table's column order.
 func (b *Batch) statusRow(a *Answer) []driver.Value {
@@ -241,7 +246,7 @@ func (b *Batch) statusRow(a *Answer) []driver.Value {
 		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
 		money(s.BillAmount), nullable(s.BillCurrency),
 		fallbacks, extended,
-		int32(a.Attempts), rawBody(a.Body),
+		int32(a.Attempts), rawBody(a.Body), sourcePoll, nil,
 	)
 }
 
@@ -253,8 +258,8 @@ type encodedJSON []byte
 // MarshalJSON returns e itself: json.Marshal copies it before the next row reuses it.
 func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
 
-// fallbacksJSON appends fs as json.Marshal encodes it, byte for byte: what the JSON
-// column was given before it was staged as text.
+// fallbacksJSON appends fs as json.Marshal encodes it, byte for byte: what the Appender
+// was given for the column before, so the stored text is the same.
 func fallbacksJSON(buf []byte, fs []smsbat.Fallback) []byte {
 	for _, f := range fs {
 		if !plainJSON(f.Type) || !plainJSON(f.Status) {

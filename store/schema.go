@@ -13,8 +13,9 @@ import (
 
 // SchemaVersion is the version of the schema this package creates, recorded in
 // batstat_meta.schema_version. 1: messages keyed by a PRIMARY KEY; 2: no key, runs.loading;
-// 3: the macros is_terminal, message_time, all_campaigns, in_campaigns and in_period.
-const SchemaVersion = 3
+// 3: the macros is_terminal, message_time, all_campaigns, in_campaigns and in_period; 4:
+// status_checks.source and received_at (pushed statuses), webhook_positions.
+const SchemaVersion = 4
 
 // schemaVersionKey is the batstat_meta key of the schema version.
 const schemaVersionKey = "schema_version"

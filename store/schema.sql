@@ -54,11 +54,14 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 
 -- One row per answer received (history). A 404 is an answer: deliverystatus 'not_found'.
+-- source says where it came from: 'poll' (batstat asked: run_id, http_status and attempts
+-- are set) or 'webhook' (the provider pushed it: checked_at is the event's timestamp,
+-- received_at when the receiver got it, raw the event; no run, HTTP status or attempts).
 CREATE TABLE IF NOT EXISTS status_checks (
     message_id        VARCHAR NOT NULL,
-    run_id            BIGINT NOT NULL,
+    run_id            BIGINT,
     checked_at        TIMESTAMPTZ NOT NULL,
-    http_status       INTEGER NOT NULL,
+    http_status       INTEGER,
     deliverystatus    VARCHAR NOT NULL,
     partscount        INTEGER,
     cost              DECIMAL(18,6),
@@ -70,8 +73,28 @@ CREATE TABLE IF NOT EXISTS status_checks (
     bill_currency     VARCHAR,
     fallbacks         JSON,               -- [{"type":..,"status":..}], NULL when absent
     extended_statuses JSON,               -- {"viber":"delivered",..}, NULL when absent
-    attempts          INTEGER NOT NULL,
-    raw               VARCHAR             -- the response body as received
+    attempts          INTEGER,
+    raw               VARCHAR,            -- the response body (or pushed event) as received
+    source            VARCHAR DEFAULT 'poll',  -- poll | webhook
+    received_at       TIMESTAMPTZ         -- when a pushed event arrived; NULL for polls
+);
+-- Files of schema 3 and before: every row was polled. The columns go last, where a file
+-- made new has them too, so that INSERT ... SELECT * between the tables lines up.
+ALTER TABLE status_checks ADD COLUMN IF NOT EXISTS source VARCHAR DEFAULT 'poll';
+ALTER TABLE status_checks ADD COLUMN IF NOT EXISTS received_at TIMESTAMPTZ;
+ALTER TABLE status_checks ALTER COLUMN run_id DROP NOT NULL;
+ALTER TABLE status_checks ALTER COLUMN http_status DROP NOT NULL;
+ALTER TABLE status_checks ALTER COLUMN attempts DROP NOT NULL;
+
+-- Where batstat webhook load stopped in each spool file: the byte offset of the first line
+-- not loaded yet and the lines before it. A load resumes there, so a spool loaded twice
+-- adds nothing and one that grew adds only its new lines. It is written in the same
+-- transaction as the rows it covers.
+CREATE TABLE IF NOT EXISTS webhook_positions (
+    file      VARCHAR PRIMARY KEY,        -- absolute path of the spool file
+    "offset"  BIGINT NOT NULL,
+    line      BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
 );
 
 -- Messages that a run could not get an answer for, after their retries.
@@ -101,11 +124,17 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 
 -- The latest answer per message: the columns of status_checks but the raw body (which no
 -- report reads, and which would double the bytes every batch writes), one row per message
--- that has any answer. The fetch writer replaces a message's row in the same transaction
--- that adds its new status_checks row, so the two never disagree; reports read this
--- (through message_status) instead of ranking the whole history, which at 10M checks
--- costs seconds per report.
+-- that has any answer. The latest is the first by this rule: a terminal status before any
+-- other (a pushed "processing" that arrives after "delivered" never undoes it), then the
+-- newest checked_at. The writers (a fetch's batches, a webhook load) replace a message's row
+-- in the same transaction that adds its new status_checks rows, when the new answer comes
+-- first by the rule, so the two never disagree; reports read this (through
+-- message_status) instead of ranking the whole history, which at 10M checks costs seconds
+-- per report. Rows of IDs that no campaign has loaded yet (pushed before their list was
+-- loaded) wait here; message_status shows them once the list is loaded.
 CREATE TABLE IF NOT EXISTS status_latest AS SELECT * EXCLUDE (raw) FROM status_checks LIMIT 0;
+ALTER TABLE status_latest ADD COLUMN IF NOT EXISTS source VARCHAR DEFAULT 'poll';
+ALTER TABLE status_latest ADD COLUMN IF NOT EXISTS received_at TIMESTAMPTZ;
 
 -- The latest answer per message, joined with its campaign. Messages never answered appear
 -- with NULL status columns, so a report can count them as unchecked. A run loads its inputs

@@ -28,8 +28,8 @@ func TestOpenCreatesSchemaIdempotently(t *testing.T) {
 			}
 		}
 		var v string
-		if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != "3" {
-			t.Errorf("schema_version = %q, %v; want 3", v, err)
+		if err := db.QueryRow(`SELECT value FROM batstat_meta WHERE key = 'schema_version'`).Scan(&v); err != nil || v != fmt.Sprint(store.SchemaVersion) {
+			t.Errorf("schema_version = %q, %v; want %d", v, err, store.SchemaVersion)
 		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)

@@ -109,10 +109,61 @@ func TestOpenUpgradesSecondSchema(t *testing.T) {
 	checkUpToDate(t, db)
 }
 
+// A schema-3 file (before pushed statuses) gains status_checks.source, every row it had
+// being a poll, received_at and webhook_positions; its rows are kept, and a pushed row
+// (no run, HTTP status or attempts) can be stored in it. The new columns line up in
+// status_checks and status_latest, as the writers' INSERT ... SELECT * need.
+func TestOpenUpgradesThirdSchema(t *testing.T) {
+	path := oldFile(t, 3)
+	raw, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO status_checks (message_id, run_id, checked_at, http_status, deliverystatus, cost, attempts, raw)
+		VALUES ('m1', 1, '2026-01-02 03:04:07+00', 200, 'delivered', 0.05, 1, '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkUpToDate(t, db)
+	var got string
+	if err := db.QueryRow(`SELECT message_id || ':' || source || ':' || coalesce(received_at::VARCHAR, 'null') || ':' || cost
+		FROM status_checks`).Scan(&got); err != nil || got != "m1:poll:null:0.050000" {
+		t.Errorf("the polled row after the upgrade = %q (%v), want m1:poll:null:0.050000", got, err)
+	}
+	if err := db.QueryRow(`SELECT string_agg(source, ',') FROM status_latest`).Scan(&got); err != nil || got != "poll" {
+		t.Errorf("status_latest.source after the upgrade = %q (%v), want poll", got, err)
+	}
+	if _, err := db.Exec(`
+		INSERT INTO status_checks (message_id, checked_at, deliverystatus, source, received_at)
+		VALUES ('m2', '2026-01-02 03:05:00+00', 'processing', 'webhook', '2026-01-02 03:05:01+00');
+		INSERT INTO status_latest SELECT * EXCLUDE (raw) FROM status_checks WHERE message_id = 'm2';
+		SELECT count(*) FROM webhook_positions;`); err != nil {
+		t.Fatalf("a pushed row in the upgraded file: %v", err)
+	}
+	var cols [2]string
+	for i, table := range []string{"status_checks", "status_latest"} {
+		if err := db.QueryRow(`SELECT string_agg(column_name, ',' ORDER BY column_index) FROM duckdb_columns()
+			WHERE table_name = $1 AND column_name <> 'raw'`, table).Scan(&cols[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cols[0] != cols[1] || !strings.HasSuffix(cols[0], ",source,received_at") {
+		t.Errorf("columns: status_checks %s, status_latest %s; want the same, ending in source,received_at", cols[0], cols[1])
+	}
+	if err := db.QueryRow(`SELECT string_agg(message_id || ':' || coalesce(deliverystatus, '-'), ',' ORDER BY message_id) FROM message_status`).Scan(&got); err != nil || got != "m1:delivered,m2:processing" {
+		t.Errorf("message_status = %q (%v), want m1:delivered,m2:processing", got, err)
+	}
+}
+
 // A report opens the file read-only; one of an older schema lacks the macros the reports
 // use, so it is brought up to date first, and the open is still read-only.
 func TestReadOnlyOpenUpgradesOlderSchema(t *testing.T) {
-	for _, version := range []int{1, 2} {
+	for _, version := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
 			db, err := store.Open(context.Background(), oldFile(t, version), store.Options{ReadOnly: true})
 			if err != nil {

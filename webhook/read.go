@@ -216,6 +216,10 @@ func ReadFile(ctx context.Context, path string, from Position) iter.Seq2[Record,
 	}
 }
 
+// ErrNotResumable is a spool file that is not the one a load's recorded position was taken
+// from: it was replaced or cut since.
+var ErrNotResumable = errors.New("the file was replaced or cut")
+
 // checkPosition refuses a position past the end of the file or not at a line's start:
 // the file is not the one the position was taken from.
 func checkPosition(f *os.File, path string, from Position) error {
@@ -230,14 +234,14 @@ func checkPosition(f *os.File, path string, from Position) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	if from.Offset > fi.Size() {
-		return fmt.Errorf("spool %s: resume offset %d is past its end (%d bytes): the file was replaced or cut", path, from.Offset, fi.Size())
+		return fmt.Errorf("spool %s: resume offset %d is past its end (%d bytes): %w", path, from.Offset, fi.Size(), ErrNotResumable)
 	}
 	var b [1]byte
 	if _, err := f.ReadAt(b[:], from.Offset-1); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	if b[0] != '\n' {
-		return fmt.Errorf("spool %s: resume offset %d is not at the start of a line: the file was replaced", path, from.Offset)
+		return fmt.Errorf("spool %s: resume offset %d is not at the start of a line: %w", path, from.Offset, ErrNotResumable)
 	}
 	return nil
 }

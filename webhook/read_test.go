@@ -94,7 +94,7 @@ func TestReadFile(t *testing.T) {
 		{"a position past the end", a, webhook.Position{Offset: la + 1, Line: 1},
 			[]string{fmt.Sprintf("error: spool F: resume offset %d is past its end (%d bytes): the file was replaced or cut", la+1, la)}},
 		{"a position inside a line", a + b, webhook.Position{Offset: 5, Line: 1},
-			[]string{"error: spool F: resume offset 5 is not at the start of a line: the file was replaced"}},
+			[]string{"error: spool F: resume offset 5 is not at the start of a line: the file was replaced or cut"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

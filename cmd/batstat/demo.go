@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,6 +19,7 @@ import (
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/smsbat"
 	"github.com/batstat/batstat/store"
+	"github.com/batstat/batstat/webhook"
 )
 
 // demoMarker is written into batstat_meta so that demo only ever replaces a file it made.
@@ -30,13 +33,18 @@ func demoCommand(e *env, runF runFunc[*demoOptions]) *cli.Command {
 		Name:  "demo",
 		Usage: "run the whole job on the sample campaigns against an in-process fake API and print the reports",
 		Description: "Nothing to configure and no network: the fake SMSBAT API runs inside the process.\n" +
-			"The database is recreated on every run; demo refuses to overwrite a file it did not create.\n\n" +
+			"The database is recreated on every run; demo refuses to overwrite a file it did not create.\n" +
+			"With --push the fake API also pushes every status change to a webhook receiver in the\n" +
+			"process (as batstat webhook serve would take them), and the fetch watches the campaigns with\n" +
+			"its spool (as fetch --watch --webhook-spool would): about fifteen seconds, polling only the\n" +
+			"messages whose final status was not pushed yet.\n\n" +
 			"Exit status: 0 ok; 1 fatal error (--db exists and was not made by demo); 2 bad usage;\n" +
 			"75 the database was busy (try again later); 130/143 interrupted by SIGINT/SIGTERM.",
 		Flags: append([]cli.Flag{
 			// Not BATSTAT_DB: a demo must never write sample data into a production file.
 			&cli.StringFlag{Name: "db", Usage: "DuckDB database `PATH` to (re)create", Value: "batstat-demo.duckdb"},
 			&cli.StringFlag{Name: "format", Usage: "report format: table, json or markdown", Value: "table"},
+			&cli.BoolFlag{Name: "push", Usage: "statuses settle on the clock and are also pushed (with duplicates and out-of-order deliveries) to an in-process webhook receiver; the fetch watches with its spool, polling only what was not pushed"},
 		}, logFlags()...),
 		Action: action(e, newDemoOptions, runF),
 	})
@@ -47,10 +55,11 @@ type demoOptions struct {
 	path   string
 	format report.Format
 	log    logOptions
+	push   bool
 }
 
 func newDemoOptions(c *cli.Context, _ *env) (*demoOptions, error) {
-	o := &demoOptions{path: c.String("db")}
+	o := &demoOptions{path: c.String("db"), push: c.Bool("push")}
 	var err error
 	if o.format, err = parseFormat(c); err != nil {
 		return nil, err
@@ -76,9 +85,14 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 	if err != nil {
 		return fmt.Errorf("demo: start the fake API: %w", err)
 	}
+	fakeOpts := fakeapi.DefaultOptions()
+	if o.push {
+		fakeOpts.Settle = demoSettle()
+	}
+	h := fakeapi.NewHandler(fakeOpts)
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- serve(srvCtx, ln, fakeapi.NewHandler(fakeapi.DefaultOptions())) }()
+	go func() { srvDone <- serve(srvCtx, ln, h) }()
 	defer func() { stopSrv(); <-srvDone }()
 
 	apiURL := "http://" + ln.Addr().String()
@@ -108,9 +122,23 @@ func runDemo(ctx context.Context, o *demoOptions, e *env) error {
 		Logger: log,
 	}
 	cfg.Progress = newProgress(e.stderr, e.stderrTTY && !o.log.json, log)
+	passes := 2
+	if o.push {
+		stopPush, spool, err := startDemoPush(ctx, h, campaigns, names, log)
+		if err != nil {
+			return err
+		}
+		defer stopPush()
+		// One run that watches, as a cron job with the receiver beside it would.
+		passes = 1
+		cfg.WebhookSpool = []string{spool}
+		cfg.Watch, cfg.MaxWait = true, time.Minute
+		cfg.Schedule = ingest.Schedule{MinInterval: ingest.MinMinInterval, MaxInterval: 5 * time.Second,
+			GiveUpAfter: demoGiveUpAfter}
+	}
 	// Two passes, as a cron job would make them: the first finds many messages still
 	// scheduled; the second asks only those that have no terminal status yet.
-	for pass := 1; pass <= 2; pass++ {
+	for pass := 1; pass <= passes; pass++ {
 		sum, err := ingest.Fetch(ctx, db, cfg)
 		if sum != nil {
 			log.Info("fetch finished", append([]any{"pass", pass}, sum.LogAttrs()...)...)
@@ -173,4 +201,96 @@ func removeDemoDB(ctx context.Context, path string) error {
 		}
 	}
 	return nil
+}
+
+// demoGiveUpAfter is when demo --push stops asking a message: the stuck and unknown ones
+// never settle, and the watch ends once only they are left.
+const demoGiveUpAfter = 15 * time.Second
+
+// demoSettle is demo --push's lifecycle on the clock: the campaign was sent three seconds
+// before the demo starts; 30% final at once, the rest around 2 s, all within 10 s.
+func demoSettle() *fakeapi.Settle {
+	return &fakeapi.Settle{SentAt: time.Now().Add(-3 * time.Second), AtOnce: 0.3, Never: 0.03,
+		Median: 2 * time.Second, Sigma: 0.8, Max: 10 * time.Second}
+}
+
+// startDemoPush starts a webhook receiver in the process, on a spool in a temp directory,
+// and the fake API's pusher of the campaigns' status changes to it; it returns once the
+// changes that happened before the demo started are in the spool, so the fetch's first
+// pass already leaves them out. stop ends both and removes the spool.
+func startDemoPush(ctx context.Context, h *fakeapi.Handler, campaigns fs.FS, names []string, log *slog.Logger) (stop func(), spool string, err error) {
+	spool, err = os.MkdirTemp("", "batstat-demo-spool-")
+	if err != nil {
+		return nil, "", fmt.Errorf("demo: spool: %w", err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	rv, err := webhook.NewReceiver(webhook.Config{Spool: spool, Logger: quiet})
+	if err != nil {
+		os.RemoveAll(spool)
+		return nil, "", fmt.Errorf("demo: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		rv.Close()
+		os.RemoveAll(spool)
+		return nil, "", fmt.Errorf("demo: start the webhook receiver: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { rv.Serve(runCtx, ln) })
+	stop = func() {
+		cancel()
+		wg.Wait()
+		os.RemoveAll(spool)
+	}
+	var ids []string
+	for _, name := range names {
+		f, err := campaigns.Open(name)
+		if err != nil {
+			stop()
+			return nil, "", fmt.Errorf("demo: %w", err)
+		}
+		more, err := readPushIDs([]string{"-"}, f)
+		f.Close()
+		if err != nil {
+			stop()
+			return nil, "", fmt.Errorf("demo: %s: %w", name, err)
+		}
+		ids = append(ids, more...)
+	}
+	p, err := h.NewPusher(fakeapi.PushOptions{URL: "http://" + ln.Addr().String() + webhook.DefaultPath, IDs: ids,
+		Duplicates: 0.05, Reorder: 0.1, Concurrency: 8, Logger: log})
+	if err != nil {
+		stop()
+		return nil, "", fmt.Errorf("demo: %w", err)
+	}
+	var due int64
+	now := time.Now()
+	for _, push := range p.Schedule() {
+		if !push.SendAt.After(now) {
+			due++
+		}
+	}
+	wg.Go(func() { p.Run(runCtx) })
+	for deadline := time.Now().Add(30 * time.Second); p.Stats().Delivered+p.Stats().Failed < due && time.Now().Before(deadline); {
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			stop()
+			return nil, "", err
+		}
+	}
+	log.Info("webhook receiver and pusher started", "spool", spool, "changes_to_push", len(p.Schedule()),
+		"pushed_before_fetch", p.Stats().Delivered)
+	return stop, spool, nil
+}
+
+// sleepCtx sleeps d, or until ctx ends with its cause.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/batstat/batstat/report"
 	"github.com/batstat/batstat/smsbat"
 	"github.com/batstat/batstat/store"
+	"github.com/batstat/batstat/webhook"
 )
 
 func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
@@ -42,6 +43,7 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 		&cli.DurationFlag{Name: "min-interval", Usage: "schedule: never ask a message again sooner (at least 1s)", Value: ingest.DefaultMinInterval},
 		&cli.DurationFlag{Name: "max-interval", Usage: "schedule: never wait longer between two asks of a message", Value: ingest.DefaultMaxInterval},
 		&cli.DurationFlag{Name: "give-up-after", Usage: "schedule: stop asking a message this long after it was sent", Value: ingest.DefaultGiveUpAfter},
+		&cli.StringSliceFlag{Name: "webhook-spool", Usage: "load the pushed statuses spooled in `DIR` (batstat webhook serve --spool) before each pass, so that messages pushed a final status are not asked; repeatable"},
 		&cli.BoolFlag{Name: "strict", Usage: "fail before any request if any input row is rejected"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "read and check the input and the database, print per campaign what a run would ask and how long that takes at --rate; ask nothing, write nothing"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar even on a terminal (log lines instead)"},
@@ -68,6 +70,8 @@ func fetchCommand(e *env, runF runFunc[*fetchOptions]) *cli.Command {
 			"was first loaded), and not at all once older than --give-up-after. --refresh due asks only the\n" +
 			"messages due by that schedule; --watch keeps going by it until nothing is left to settle.\n" +
 			"While it runs, report, query and export read the snapshot it publishes (--snapshot-every).\n" +
+			"--webhook-spool DIR loads the statuses batstat webhook serve spooled there before each pass\n" +
+			"(as batstat webhook load does): a message pushed a final status is not asked again.\n" +
 			"--dry-run loads the input into a private copy of the database and prints what a run would ask;\n" +
 			"it needs no credentials, asks nothing and leaves the database as it was.\n\n" +
 			"Exit status: 0 every message has an answer (a --watch: also when it stops at --max-wait);\n" +
@@ -142,18 +146,19 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	}
 	o.auth = api.auth
 	cfg := ingest.Config{
-		Client:      api.client,
-		DryRun:      dryRun,
-		APIURL:      api.url,
-		Strict:      c.Bool("strict"),
-		Concurrency: c.Int("concurrency"),
-		Rate:        c.Float64("rate"),
-		Burst:       c.Int("burst"),
-		Timeout:     api.timeout,
-		Retries:     c.Int("retries"),
-		Refresh:     ingest.Refresh(c.String("refresh")),
-		Watch:       c.Bool("watch"),
-		MaxWait:     c.Duration("max-wait"),
+		Client:       api.client,
+		DryRun:       dryRun,
+		APIURL:       api.url,
+		Strict:       c.Bool("strict"),
+		Concurrency:  c.Int("concurrency"),
+		Rate:         c.Float64("rate"),
+		Burst:        c.Int("burst"),
+		Timeout:      api.timeout,
+		Retries:      c.Int("retries"),
+		Refresh:      ingest.Refresh(c.String("refresh")),
+		Watch:        c.Bool("watch"),
+		WebhookSpool: c.StringSlice("webhook-spool"),
+		MaxWait:      c.Duration("max-wait"),
 		Schedule: ingest.Schedule{
 			MinInterval: c.Duration("min-interval"),
 			MaxInterval: c.Duration("max-interval"),
@@ -317,6 +322,13 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 		return err
 	}
 	defer job.Close()
+	// A spool that is not there is an input that cannot be read, found before waiting for
+	// the database.
+	if len(cfg.WebhookSpool) > 0 {
+		if _, err := webhook.SpoolFiles(cfg.WebhookSpool...); err != nil {
+			return fmt.Errorf("--webhook-spool: %w", err)
+		}
+	}
 	stopProfile, err := o.profile.start()
 	if err != nil {
 		return err

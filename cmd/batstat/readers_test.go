@@ -304,6 +304,15 @@ func TestLockTimeoutExits75(t *testing.T) {
 			t.Errorf("batstat %s --lock-timeout %s: stderr %q; want a line saying it waits exactly when it may", args[0], args[4], r.stderr)
 		}
 	}
+	// webhook load is a writer like fetch.
+	spool := filepath.Join(dir, "spool")
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, dir, "", "webhook", "load", "--db", db, "--lock-timeout", "300ms", spool); r.code != 75 ||
+		!strings.Contains(r.stderr, pid) || !strings.Contains(r.stderr, "waiting up to 300ms") {
+		t.Errorf("batstat webhook load while a fetch holds the database = exit %d, stderr:\n%s\nwant exit 75 naming %s after waiting", r.code, r.stderr, pid)
+	}
 	// demo does not wait (it makes its own file), but a held file is busy, not foreign.
 	if r := runCLI(t, dir, "", "demo", "--db", db); r.code != 75 || !strings.Contains(r.stderr, pid) || strings.Contains(r.stderr, "not a demo database") {
 		t.Errorf("batstat demo on a held database = exit %d, stderr:\n%s\nwant exit 75 naming %s", r.code, r.stderr, pid)

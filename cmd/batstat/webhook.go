@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/batstat/batstat/ingest"
 	"github.com/batstat/batstat/webhook"
 )
 
@@ -19,6 +20,7 @@ func webhookCommand(e *env) *cli.Command {
 		Usage: "take in the statuses the provider pushes, instead of polling for them",
 		Subcommands: []*cli.Command{
 			webhookServeCommand(e, nil),
+			webhookLoadCommand(e, nil),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -164,4 +166,89 @@ func runWebhookServe(ctx context.Context, o *webhookServeOptions, e *env) error 
 	log.Info("webhook receiver listening on http://"+ln.Addr().String()+cfg.Path,
 		"spool", cfg.Spool, "token", cfg.Token != "", "max_body", cfg.MaxBody)
 	return rv.Serve(ctx, ln)
+}
+
+func webhookLoadCommand(e *env, runF runFunc[*webhookLoadOptions]) *cli.Command {
+	if runF == nil {
+		runF = runWebhookLoad
+	}
+	flags := []cli.Flag{dbFlag(), lockTimeoutFlag(writerLockTimeout, "(a report or query)"),
+		&cli.BoolFlag{Name: "from-start", Usage: "read every file from its first line, not from where the last load stopped (for a file replaced or cut since; events stored already are skipped)"}}
+	flags = append(flags, logFlags()...)
+	flags = append(flags, resourceFlags(ingest.MemoryLimit)...)
+	return withUsageErrors(&cli.Command{
+		Name:      "load",
+		Usage:     "load spooled pushed statuses into the database (status_checks, source 'webhook')",
+		ArgsUsage: "DIR|FILE... (a spool directory stands for its events-YYYYMMDDTHH.ndjson files)",
+		Description: "Each event becomes a status_checks row with source 'webhook', checked_at its timestamp\n" +
+			"and received_at when the receiver got it. Each file is read from where the last load stopped,\n" +
+			"so loading the same spool twice adds nothing; an event stored already (the provider's\n" +
+			"duplicate deliveries) is left out. Events of IDs that no campaign has loaded yet are kept\n" +
+			"and join their campaign once a fetch loads its list. A terminal status is never replaced\n" +
+			"by a later non-terminal one. Lines that are not events, and the incomplete last line of a\n" +
+			"file being written, are skipped and listed (FILE:LINE) on stderr; a later load reads an\n" +
+			"incomplete line again once it is whole. A file replaced or cut since the last load cannot be\n" +
+			"resumed: it fails until loaded with --from-start. The summary is logged on stderr.\n\n" +
+			"Exit status: 0 loaded (skipped lines included); 1 fatal error (a spool file or the\n" +
+			"database unreadable); 2 bad usage; 75 the database stayed in use by another process for\n" +
+			"--lock-timeout (try again later); 130/143 interrupted by SIGINT/SIGTERM (the batches\n" +
+			"committed before stay, the rest is read again next time).",
+		Flags:  flags,
+		Action: action(e, newWebhookLoadOptions, runF),
+	})
+}
+
+// webhookLoadOptions are batstat webhook load's flags and arguments, checked.
+type webhookLoadOptions struct {
+	db        dbOptions
+	log       logOptions
+	paths     []string
+	fromStart bool
+}
+
+func newWebhookLoadOptions(c *cli.Context, _ *env) (*webhookLoadOptions, error) {
+	if c.NArg() == 0 {
+		return nil, usagef("webhook load: no spool DIR or FILE given")
+	}
+	if err := flagsAfterArgs(c, "webhook load", "DIR or FILE"); err != nil {
+		return nil, err
+	}
+	o := &webhookLoadOptions{paths: c.Args().Slice(), fromStart: c.Bool("from-start")}
+	var err error
+	if o.db, err = newDBOptions(c); err != nil {
+		return nil, err
+	}
+	if o.log, err = newLogOptions(c); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// runWebhookLoad opens the database as a writer and loads the spool into it.
+func runWebhookLoad(ctx context.Context, o *webhookLoadOptions, e *env) error {
+	log := o.log.logger(e.stderr)
+	// A missing spool is bad input, found before waiting for the database.
+	if _, err := webhook.SpoolFiles(o.paths...); err != nil {
+		return fmt.Errorf("webhook load: %w", err)
+	}
+	db, err := o.db.openWriter(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sum, err := ingest.LoadSpool(ctx, db, o.paths, ingest.SpoolOptions{Logger: log, FromStart: o.fromStart})
+	if sum != nil {
+		sum.Log(log, "webhook load finished", false)
+		if err == nil && len(sum.FileErrors) > 0 {
+			err = fmt.Errorf("webhook load: %d spool files could not be read (the others are loaded): %w",
+				len(sum.FileErrors), sum.FileErrors[0])
+		}
+	}
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close database %s: %w", db.Path, cerr)
+	}
+	if err != nil && ctx.Err() == nil {
+		err = o.db.memoryHint(err)
+	}
+	return err
 }

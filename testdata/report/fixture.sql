@@ -102,4 +102,4 @@ VALUES
 -- What the fetch writer maintains beside status_checks: the latest answer per message.
 INSERT INTO status_latest
 SELECT * EXCLUDE (raw) FROM status_checks
-QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY checked_at DESC, run_id DESC) = 1;
+QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY is_terminal(deliverystatus) DESC, checked_at DESC, run_id DESC) = 1;
