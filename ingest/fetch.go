@@ -175,9 +175,12 @@ type fetcher struct {
 	deadline time.Time
 }
 
+// newLimiter returns the token bucket of rate r, or nil for r == 0 (no limit): a
+// rate.Inf limiter still takes its mutex twice per request, which all the workers contend
+// for on a run without a rate.
 func newLimiter(r float64, burst int) *rate.Limiter {
 	if r == 0 {
-		return rate.NewLimiter(rate.Inf, 0)
+		return nil
 	}
 	return rate.NewLimiter(rate.Limit(r), bucketSize(r, burst))
 }
@@ -194,29 +197,45 @@ func bucketSize(r float64, burst int) int {
 // fetchAll runs the worker pool over ids until ids is closed or ctx ends, sending every
 // outcome to out. Only a fatal error (rejected credentials, an unreachable API) is
 // returned; it cancels reqCtx via stop so requests in flight end at once.
+//
+// The pool is Concurrency goroutines that each take the next message when done with the
+// last, not a goroutine per message: a new goroutine's stack grows again through every
+// request (net/http's and the JSON decoder's frames are deep), which cost more CPU than
+// the request's own work on the client side.
 func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(f.cfg.Concurrency)
-	for it := range ids {
-		// Go blocks at the limit and still starts the function after cancellation.
-		if gctx.Err() != nil {
-			break
-		}
+	for range f.cfg.Concurrency {
 		g.Go(func() error {
-			o, err := f.fetchOne(gctx, reqCtx, it)
-			if err != nil {
-				if fatal(err) {
-					stop(err)
-					return err
+			for {
+				var it todoItem
+				select {
+				case next, ok := <-ids:
+					if !ok {
+						return nil
+					}
+					it = next
+				case <-gctx.Done():
+					return nil
 				}
-				return nil // interrupted: the message is left for the next run
+				// Both cases may be ready at once: a message taken after the run stopped
+				// is left for the next run, as one never taken.
+				if gctx.Err() != nil {
+					return nil
+				}
+				o, err := f.fetchOne(gctx, reqCtx, it)
+				if err != nil {
+					if fatal(err) {
+						stop(err)
+						return err
+					}
+					return nil // interrupted: the message is left for the next run
+				}
+				f.stats.done.Add(1)
+				if o.failure != nil {
+					f.stats.errored.Add(1)
+				}
+				out <- o // the writer drains until every worker is done
 			}
-			f.stats.done.Add(1)
-			if o.failure != nil {
-				f.stats.errored.Add(1)
-			}
-			out <- o // the writer drains until every worker is done
-			return nil
 		})
 	}
 	return g.Wait()
@@ -237,8 +256,10 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 		if err := f.gate.wait(ctx); err != nil {
 			return outcome{}, err
 		}
-		if err := f.lim.Wait(ctx); err != nil {
-			return outcome{}, err
+		if f.lim != nil {
+			if err := f.lim.Wait(ctx); err != nil {
+				return outcome{}, err
+			}
 		}
 		if attempt > 1 {
 			f.stats.retries.Add(1)
@@ -310,11 +331,14 @@ func (f *fetcher) fetchOne(ctx, reqCtx context.Context, it todoItem) (outcome, e
 
 // httpStatus is the status code an attempt was answered with, 0 when no answer came.
 func httpStatus(res *smsbat.Result, err error) int {
+	if err == nil && res != nil {
+		// Before the targets of errors.As are declared: they escape, and would cost two
+		// allocations for every answer.
+		return res.StatusCode
+	}
 	var apiErr *smsbat.APIError
 	var decErr *smsbat.DecodeError
 	switch {
-	case err == nil && res != nil:
-		return res.StatusCode
 	case errors.As(err, &apiErr):
 		return apiErr.StatusCode
 	case errors.As(err, &decErr):

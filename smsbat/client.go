@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -191,6 +192,12 @@ type Client struct {
 	http *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
+
+	// header is every request's headers, made at the first request (see requestHeader)
+	// for the UserAgent of that time, userAgent.
+	once      sync.Once
+	header    http.Header
+	userAgent string
 }
 
 // NewClient returns a client for the API at baseURL. A nil httpClient gets NewHTTPClient(10s, 16).
@@ -236,18 +243,50 @@ func NewHTTPClient(timeout time.Duration, concurrency int) *http.Client {
 
 // URL returns the status URL for id, the ID escaped as exactly one path segment.
 func (c *Client) URL(id string) string {
-	seg := url.PathEscape(id)
-	if id == "." || id == ".." {
-		// PathEscape leaves dots alone, but a bare "." or ".." segment is a dot segment that
-		// URL normalisation removes (RFC 3986 5.2.4): "/bat/message/.." would ask for
-		// "/bat/". Escaped dots are not dot segments.
-		seg = strings.Repeat("%2E", len(id))
-	}
+	return c.messageURL(id, escapeSegment(id)).String()
+}
+
+// messageURL is the status URL of id, whose escaped path segment is seg.
+func (c *Client) messageURL(id, seg string) *url.URL {
 	u := *c.base
 	u.Path = strings.TrimRight(c.base.Path, "/") + "/bat/message/" + id
 	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + "/bat/message/" + seg
 	u.RawQuery, u.Fragment = "", ""
-	return u.String()
+	return &u
+}
+
+// escapeSegment is id escaped as exactly one path segment (see URL).
+func escapeSegment(id string) string {
+	if id == "." || id == ".." {
+		// PathEscape leaves dots alone, but a bare "." or ".." segment is a dot segment that
+		// URL normalisation removes (RFC 3986 5.2.4): "/bat/message/.." would ask for
+		// "/bat/". Escaped dots are not dot segments.
+		return strings.Repeat("%2E", len(id))
+	}
+	return url.PathEscape(id)
+}
+
+// requestHeader returns the headers of a request. They are made once and then shared:
+// a request's Header is only read on its way out (by net/http, and by a RoundTripper,
+// which must not modify the request), and making the map, its canonical keys and the
+// Basic credentials for every request was a tenth of the client's CPU per status. A
+// UserAgent changed after the first request gets a map of its own each time.
+func (c *Client) requestHeader() http.Header {
+	c.once.Do(func() { c.header, c.userAgent = c.buildHeader(), c.UserAgent })
+	if c.userAgent != c.UserAgent {
+		return c.buildHeader()
+	}
+	return c.header
+}
+
+func (c *Client) buildHeader() http.Header {
+	req := &http.Request{Header: make(http.Header, 3)}
+	req.Header.Set("Accept", "application/json")
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	c.auth.apply(req)
+	return req.Header
 }
 
 // Status asks for the status of message id. A 404 returns an *APIError matching ErrNotFound.
@@ -256,21 +295,25 @@ func (c *Client) Status(ctx context.Context, id string) (*Result, error) {
 		// "/bat/message/" is not a message: the 404 it gets would read as "not found".
 		return nil, errors.New("empty message ID")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(id), nil)
-	if err != nil {
-		return nil, fmt.Errorf("message %q: %w", id, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.UserAgent != "" {
-		req.Header.Set("User-Agent", c.UserAgent)
-	}
-	c.auth.apply(req)
+	// The request is made by hand, not by http.NewRequestWithContext, which would parse
+	// again the URL just built. What NewRequest would set and net/http reads is set here:
+	// a GET without a body has ContentLength 0 and a nil Body.
+	u := c.messageURL(id, escapeSegment(id))
+	req := (&http.Request{
+		Method:     http.MethodGet,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     c.requestHeader(),
+		Host:       strings.TrimSuffix(u.Host, ":"), // as NewRequest drops an empty port
+	}).WithContext(ctx)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	body, err := readBody(resp)
 	if err != nil {
 		return nil, fmt.Errorf("read body (HTTP %d): %w", resp.StatusCode, err)
 	}
@@ -288,6 +331,31 @@ func (c *Client) Status(ctx context.Context, id string) (*Result, error) {
 		return nil, &DecodeError{StatusCode: resp.StatusCode, Body: snippet(body), Err: err}
 	}
 	return &Result{Status: st, StatusCode: resp.StatusCode, Body: body}, nil
+}
+
+// readBody reads at most MaxBodyBytes+1 bytes of resp's body. With a Content-Length it
+// reads into a buffer of that size, one allocation; io.ReadAll would start at 512 bytes
+// and grow, copying, and leave a buffer up to twice the body's size to be kept with the
+// answer until it is stored.
+func readBody(resp *http.Response) ([]byte, error) {
+	n := resp.ContentLength
+	if n < 0 || n > MaxBodyBytes {
+		return io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	}
+	// One byte more than announced, so that the read that finds the end of the body is
+	// made here (net/http then puts the connection back at once), and a body longer than
+	// announced, which net/http does not let through, would not go unnoticed.
+	buf := make([]byte, n+1)
+	read, err := io.ReadFull(resp.Body, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return buf[:read], nil
+	case err != nil:
+		return nil, err
+	}
+	// Longer than announced: read the rest as io.ReadAll would, within the bound.
+	rest, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1-int64(len(buf))))
+	return append(buf, rest...), err
 }
 
 func newAPIError(resp *http.Response, body []byte, now time.Time) *APIError {

@@ -217,8 +217,11 @@ func (m Money) MarshalJSON() ([]byte, error) {
 // identity: the caller keeps the ID it asked for.
 func decodeStatus(body []byte) (*Status, error) {
 	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, err
+	if !decodeFast(body, &st) {
+		st = Status{}
+		if err := json.Unmarshal(body, &st); err != nil {
+			return nil, err
+		}
 	}
 	if st.DeliveryStatus == "" {
 		return nil, fmt.Errorf("no deliverystatus in answer")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,6 +82,9 @@ type Batch struct {
 	// The row being built (the Appender copies its values), and the run ID boxed once.
 	row        []driver.Value
 	runIDValue driver.Value
+	// The JSON text of the row's two JSON columns, and the keys of a map being sorted.
+	fallbacks, extended []byte
+	keys                []string
 }
 
 // NewBatch pins a connection of db for a batch of the run's answers.
@@ -104,13 +109,16 @@ func (db *DB) NewBatch(ctx context.Context, runID int64) (*Batch, error) {
 	return b, nil
 }
 
+// stagingTable is status_checks's columns.
+const stagingTable = `CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`
+
 // newStaging replaces the staging table with an empty one, which frees the rows of the
 // last batch (see freshTempTable).
 func (b *Batch) newStaging(ctx context.Context) error {
 	var err error
 	// On failure checks is nil: the old Appender is closed either way.
 	b.checks, err = freshTempTable(ctx, b.conn, b.checks, "batch_checks",
-		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`)
+		stagingTable)
 	if err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
@@ -127,7 +135,7 @@ func (b *Batch) AddAnswer(a *Answer) error {
 	if a.Replaces {
 		b.replacing++
 	}
-	b.row = statusRow(b.row, b.runIDValue, a)
+	b.row = b.statusRow(a)
 	return b.checks.AppendRow(b.row...)
 }
 
@@ -219,18 +227,104 @@ const (
 	sourceWebhook = "webhook"
 )
 
-// statusRow fills row (reused from one answer to the next: the Appender copies the values)
-// with one status_checks row, in the table's column order.
-func statusRow(row []driver.Value, runID driver.Value, a *Answer) []driver.Value {
+// statusRow fills b.row (reused from one answer to the next: the Appender copies the
+// values) with one status_checks row, in the table's column order.
+func (b *Batch) statusRow(a *Answer) []driver.Value {
 	s := a.Status
-	return append(row[:0],
-		a.MessageID, runID, a.At, int32(a.HTTPStatus), s.DeliveryStatus,
+	var fallbacks, extended driver.Value // NULL when absent
+	if s.Fallbacks != nil {
+		b.fallbacks = fallbacksJSON(b.fallbacks[:0], s.Fallbacks)
+		fallbacks = encodedJSON(b.fallbacks)
+	}
+	if s.ExtendedStatuses != nil {
+		b.extended, b.keys = stringMapJSON(b.extended[:0], b.keys, s.ExtendedStatuses)
+		extended = encodedJSON(b.extended)
+	}
+	return append(b.row[:0],
+		a.MessageID, b.runIDValue, a.At, int32(a.HTTPStatus), s.DeliveryStatus,
 		nullInt64(s.PartsCount), money(s.Cost), nullInt64(s.MessagelistID),
 		money(s.Rate), money(s.RateAmount), nullable(s.RateCurrency),
 		money(s.BillAmount), nullable(s.BillCurrency),
-		jsonOrNull(s.Fallbacks, s.Fallbacks == nil), jsonOrNull(s.ExtendedStatuses, s.ExtendedStatuses == nil),
+		fallbacks, extended,
 		int32(a.Attempts), rawBody(a.Body), sourcePoll, nil,
 	)
+}
+
+// encodedJSON is a JSON column's value already encoded: the Appender runs json.Marshal on
+// every value of a JSON column, which for a slice or a map is reflection, sorting and
+// escaping (a third of building a row); for an encodedJSON it is a scan and a copy.
+type encodedJSON []byte
+
+// MarshalJSON returns e itself: json.Marshal copies it before the next row reuses it.
+func (e encodedJSON) MarshalJSON() ([]byte, error) { return e, nil }
+
+// fallbacksJSON appends fs as json.Marshal encodes it, byte for byte: what the Appender
+// was given for the column before, so the stored text is the same.
+func fallbacksJSON(buf []byte, fs []smsbat.Fallback) []byte {
+	for _, f := range fs {
+		if !plainJSON(f.Type) || !plainJSON(f.Status) {
+			return marshalJSON(buf, fs)
+		}
+	}
+	buf = append(buf, '[')
+	for i, f := range fs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"type":"`...)
+		buf = append(buf, f.Type...)
+		buf = append(buf, `","status":"`...)
+		buf = append(buf, f.Status...)
+		buf = append(buf, `"}`...)
+	}
+	return append(buf, ']')
+}
+
+// stringMapJSON appends m as json.Marshal encodes it, byte for byte (keys sorted), using
+// keys to sort them; it returns both for reuse.
+func stringMapJSON(buf []byte, keys []string, m map[string]string) ([]byte, []string) {
+	keys = keys[:0]
+	for k, v := range m {
+		if !plainJSON(k) || !plainJSON(v) {
+			return marshalJSON(buf, m), keys
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '"')
+		buf = append(buf, k...)
+		buf = append(buf, `":"`...)
+		buf = append(buf, m[k]...)
+		buf = append(buf, '"')
+	}
+	return append(buf, '}'), keys
+}
+
+// plainJSON says json.Marshal writes s between quotes as it is: printable ASCII without
+// the characters it escapes (", \, and <, > and & for HTML).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// marshalJSON appends json.Marshal's encoding of v, which cannot fail for the strings,
+// slices and maps of a status.
+func marshalJSON(buf []byte, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("store: encode %T: %v", v, err))
+	}
+	return append(buf, b...)
 }
 
 // rawBody is the raw column: the body as received, or NULL when empty. A valid UTF-8 body
@@ -277,13 +371,4 @@ func nullInt(v int) driver.Value {
 		return nil
 	}
 	return int32(v)
-}
-
-// jsonOrNull is a JSON column value: the Appender JSON-encodes a slice or map itself (a Go
-// string would be stored double-encoded), so v is passed as it is, or NULL when absent.
-func jsonOrNull(v any, absent bool) driver.Value {
-	if absent {
-		return nil
-	}
-	return v
 }
