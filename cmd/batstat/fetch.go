@@ -126,8 +126,10 @@ func newFetchOptions(c *cli.Context, e *env) (*fetchOptions, error) {
 	if err := flagsAfterArgs(c, "fetch", "FILE"); err != nil {
 		return nil, err
 	}
-	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every"), dryRun: dryRun,
-		profile: newProfileOptions(c)}
+	o := &fetchOptions{noProgress: c.Bool("no-progress"), snapshotEvery: c.Duration("snapshot-every"), dryRun: dryRun}
+	if o.profile, err = newProfileOptions(c); err != nil {
+		return nil, err
+	}
 	if o.db, err = newDBOptions(c); err != nil {
 		return nil, err
 	}

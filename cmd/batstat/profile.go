@@ -8,6 +8,8 @@ import (
 	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/batstat/batstat/internal/outfile"
 )
 
 // profileFlags let a user attach CPU and memory profiles of a slow or large run to a bug
@@ -22,8 +24,23 @@ func profileFlags() []cli.Flag {
 // profileOptions are the profileFlags.
 type profileOptions struct{ cpu, mem string }
 
-func newProfileOptions(c *cli.Context) profileOptions {
-	return profileOptions{cpu: c.String("cpuprofile"), mem: c.String("memprofile")}
+// newProfileOptions reads the profileFlags, refusing a profile path that is the database
+// (or its WAL or snapshot), which the profile would overwrite.
+func newProfileOptions(c *cli.Context) (profileOptions, error) {
+	o := profileOptions{cpu: c.String("cpuprofile"), mem: c.String("memprofile")}
+	g := outfile.Database(c.String("db"))
+	for flag, path := range map[string]string{"--cpuprofile": o.cpu, "--memprofile": o.mem} {
+		if path == "" {
+			continue
+		}
+		if err := g.Check(path); err != nil {
+			return o, outputUsage(flag, err)
+		}
+	}
+	if o.cpu != "" && o.cpu == o.mem {
+		return o, usagef("--cpuprofile and --memprofile name the same file %s", o.cpu)
+	}
+	return o, nil
 }
 
 // start starts the CPU profile, if asked for, and returns the function that ends it and
