@@ -264,33 +264,16 @@ func startDemoPush(ctx context.Context, h *fakeapi.Handler, campaigns fs.FS, nam
 		stop()
 		return nil, "", fmt.Errorf("demo: %w", err)
 	}
-	var due int64
-	now := time.Now()
-	for _, push := range p.Schedule() {
-		if !push.SendAt.After(now) {
-			due++
-		}
-	}
 	wg.Go(func() { p.Run(runCtx) })
-	for deadline := time.Now().Add(30 * time.Second); p.Stats().Delivered+p.Stats().Failed < due && time.Now().Before(deadline); {
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			stop()
-			return nil, "", err
-		}
+	// The changes of the past (the campaign was sent before the demo started) first.
+	wctx, stopWaiting := context.WithTimeout(ctx, 30*time.Second)
+	err = p.WaitSent(wctx, time.Now())
+	stopWaiting()
+	if err != nil && ctx.Err() != nil {
+		stop()
+		return nil, "", context.Cause(ctx)
 	}
 	log.Info("webhook receiver and pusher started", "spool", spool, "changes_to_push", len(p.Schedule()),
 		"pushed_before_fetch", p.Stats().Delivered)
 	return stop, spool, nil
-}
-
-// sleepCtx sleeps d, or until ctx ends with its cause.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -82,17 +82,10 @@ func TestPushedStatusesSparePolls(t *testing.T) {
 	wg.Go(func() { pusher.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	// Wait until the changes that happened before now are in the spool.
-	var past int64
-	for _, p := range pusher.Schedule() {
-		if p.SendAt.Before(time.Now()) {
-			past++
-		}
-	}
-	for deadline := time.Now().Add(30 * time.Second); pusher.Stats().Delivered < past; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the pusher delivered %d of the %d changes already due", pusher.Stats().Delivered, past)
-		}
-		time.Sleep(20 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := pusher.WaitSent(wctx, time.Now()); err != nil {
+		t.Fatalf("the pusher did not deliver the changes already due: %v (%+v)", err, pusher.Stats())
 	}
 
 	var polled outcome

@@ -87,6 +87,8 @@ type Pusher struct {
 	now      func() time.Time
 	schedule []Push
 	stats    struct{ delivered, failed, requests atomic.Int64 }
+	// done gets a token whenever a delivery is done (delivered or given up), for WaitSent.
+	done chan struct{}
 }
 
 // NewPusher returns a Pusher of h's status changes for o.IDs. h must have Options.Settle:
@@ -112,7 +114,7 @@ func (h *Handler) NewPusher(o PushOptions) (*Pusher, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pusher{opts: o, now: h.opts.Now}
+	p := &Pusher{opts: o, now: h.opts.Now, done: make(chan struct{}, 1)}
 	for _, id := range o.IDs {
 		p.schedule = h.appendPushes(p.schedule, id, &o)
 	}
@@ -190,6 +192,35 @@ func (p *Pusher) Stats() PushStats {
 	return PushStats{Delivered: p.stats.delivered.Load(), Failed: p.stats.failed.Load(), Requests: p.stats.requests.Load()}
 }
 
+// WaitSent waits until every delivery scheduled at or before t is done (delivered or
+// given up), or until ctx ends; Run must be running. A test or the demo that starts
+// pushing changes of the past catches up with them before it reads the spool.
+func (p *Pusher) WaitSent(ctx context.Context, t time.Time) error {
+	var due int64
+	for i := range p.schedule {
+		if !p.schedule[i].SendAt.After(t) {
+			due++
+		}
+	}
+	for {
+		if st := p.Stats(); st.Delivered+st.Failed >= due {
+			return nil
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+func (p *Pusher) noteDone() {
+	select {
+	case p.done <- struct{}{}:
+	default: // a token is waiting already: WaitSent looks at the counters anyway
+	}
+}
+
 // Run makes every delivery of the schedule at its time and returns once all are done
 // (delivered or given up), or with ctx's error when it ends first. A delivery that fails
 // is retried on the side, so that it does not hold up the ones due after it.
@@ -243,6 +274,7 @@ func (p *Pusher) attempt(ctx context.Context, push *Push, n int) bool {
 	switch {
 	case err == nil && code/100 == 2:
 		p.stats.delivered.Add(1)
+		p.noteDone()
 		return true
 	case ctx.Err() != nil:
 		return true
@@ -252,6 +284,7 @@ func (p *Pusher) attempt(ctx context.Context, push *Push, n int) bool {
 			last = err.Error()
 		}
 		p.stats.failed.Add(1)
+		p.noteDone()
 		p.opts.Logger.Warn("push given up", "message_id", push.ID, "status", push.Status, "attempts", n, "last", last)
 		return true
 	}
