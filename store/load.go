@@ -280,7 +280,13 @@ func (l *Load) settle(ctx context.Context, duplicates, conflicts, added *int64) 
 }
 
 func (l *Load) exec(ctx context.Context, affected *int64, what, query string, args ...any) error {
-	res, err := l.conn.ExecContext(ctx, query, args...)
+	return execCounted(ctx, l.conn, affected, what, query, args...)
+}
+
+// execCounted runs query on e, naming what failed as what, and stores the rows it affected
+// in affected when that is not nil.
+func execCounted(ctx context.Context, e execer, affected *int64, what, query string, args ...any) error {
+	res, err := e.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -253,14 +253,7 @@ func (p *PushLoad) commit(ctx context.Context, c *PushCounts) error {
 const tsLiteral = "2006-01-02 15:04:05.999999Z07:00"
 
 func (p *PushLoad) exec(ctx context.Context, affected *int64, what, query string, args ...any) error {
-	res, err := p.conn.ExecContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if affected != nil {
-		*affected, _ = res.RowsAffected()
-	}
-	return nil
+	return execCounted(ctx, p.conn, affected, what, query, args...)
 }
 
 // Close releases the load's Appender and connection; staged events not committed are
