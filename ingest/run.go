@@ -59,11 +59,11 @@ type Summary struct {
 	Campaigns []string
 	Elapsed   time.Duration
 
-	// Scheduled says the run asked by the schedule (RefreshDue, or a Watch); then the
-	// figures below are those of its last look at the input.
 	// Pushed counts what the loads of the webhook spool stored (Config.WebhookSpool).
 	Pushed store.PushCounts
 
+	// Scheduled says the run asked by the schedule (RefreshDue, or a Watch); then the
+	// figures below are those of its last look at the input.
 	Scheduled bool
 	Passes    int   // passes that asked anything
 	Pending   int64 // messages of the input without a terminal status, but those given up

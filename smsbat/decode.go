@@ -314,36 +314,20 @@ func (d *decoder) fallbacks() ([]Fallback, bool) {
 		return fs, true
 	}
 	for {
-		if !d.consume('{') {
-			return nil, false
-		}
 		var f Fallback
 		var hasType, hasStatus bool
-		if !d.consume('}') {
-			for {
-				key, ok := d.str()
-				if !ok || !d.consume(':') {
-					return nil, false
-				}
-				v, ok := d.str()
-				if !ok {
-					return nil, false
-				}
-				switch {
-				case string(key) == "type" && !hasType:
-					f.Type, hasType = intern(v), true
-				case string(key) == "status" && !hasStatus:
-					f.Status, hasStatus = intern(v), true
-				default:
-					return nil, false
-				}
-				if d.consume('}') {
-					break
-				}
-				if !d.consume(',') {
-					return nil, false
-				}
+		if !d.stringPairs(func(key, v []byte) bool {
+			switch {
+			case string(key) == "type" && !hasType:
+				f.Type, hasType = intern(v), true
+			case string(key) == "status" && !hasStatus:
+				f.Status, hasStatus = intern(v), true
+			default:
+				return false
 			}
+			return true
+		}) {
+			return nil, false
 		}
 		fs = append(fs, f)
 		if d.consume(']') {
@@ -358,28 +342,37 @@ func (d *decoder) fallbacks() ([]Fallback, bool) {
 // stringMap reads an object of strings. An empty object is an empty map, not nil, as
 // encoding/json makes it; a repeated key keeps its last value, as there.
 func (d *decoder) stringMap() (map[string]string, bool) {
-	if !d.consume('{') {
-		return nil, false
-	}
 	m := make(map[string]string, 2)
+	ok := d.stringPairs(func(key, v []byte) bool {
+		m[intern(key)] = intern(v)
+		return true
+	})
+	return m, ok
+}
+
+// stringPairs reads an object whose values are all strings, calling each for every pair
+// in order; it reports false for any other form, or as soon as each does.
+func (d *decoder) stringPairs(each func(key, v []byte) bool) bool {
+	if !d.consume('{') {
+		return false
+	}
 	if d.consume('}') {
-		return m, true
+		return true
 	}
 	for {
 		key, ok := d.str()
 		if !ok || !d.consume(':') {
-			return nil, false
+			return false
 		}
 		v, ok := d.str()
-		if !ok {
-			return nil, false
+		if !ok || !each(key, v) {
+			return false
 		}
-		m[intern(key)] = intern(v)
 		if d.consume('}') {
-			return m, true
+			return true
 		}
 		if !d.consume(',') {
-			return nil, false
+			return false
 		}
 	}
 }

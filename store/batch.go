@@ -109,16 +109,13 @@ func (db *DB) NewBatch(ctx context.Context, runID int64) (*Batch, error) {
 	return b, nil
 }
 
-// stagingTable is status_checks's columns.
-const stagingTable = `CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`
-
 // newStaging replaces the staging table with an empty one, which frees the rows of the
 // last batch (see freshTempTable).
 func (b *Batch) newStaging(ctx context.Context) error {
 	var err error
 	// On failure checks is nil: the old Appender is closed either way.
 	b.checks, err = freshTempTable(ctx, b.conn, b.checks, "batch_checks",
-		stagingTable)
+		`CREATE OR REPLACE TEMP TABLE batch_checks AS SELECT * FROM status_checks LIMIT 0`)
 	if err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
