@@ -219,15 +219,22 @@ func (l *Load) Settle(ctx context.Context) error {
 }
 
 func (l *Load) settle(ctx context.Context, duplicates, conflicts, added *int64) error {
-	// firsts: the rows of the chunk that are the first occurrence of their ID in the run,
-	// those whose ID no earlier chunk named; they join seen. Each statement below joins
-	// the chunk with the large tables (seen, messages, status_latest) rather than the
-	// other way round, so that DuckDB builds its hash tables from the chunk.
+	// firsts: the rows of the chunk that are the first occurrence of their ID in the run
+	// (its least seq in the chunk, and an ID that no earlier chunk named: those join seen),
+	// each with the campaign that messages holds its ID under, if any. That is the chunk's
+	// one lookup in messages; the statements after it read firsts alone, but for the
+	// lookup of answers in status_latest. The chunk's first occurrences are found by an
+	// aggregate of (message_id, seq), not a window over whole rows, which needs several
+	// times the memory. Each join below has the chunk on its build side, never messages,
+	// seen or status_latest, which grow with the file.
 	if err := l.exec(ctx, nil, "find first occurrences", `
 		CREATE OR REPLACE TEMP TABLE firsts AS
-		SELECT * FROM input_rows r
-		WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.message_id = r.message_id)
-		QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY seq) = 1`); err != nil {
+		SELECT r.*, m.campaign AS known_campaign
+		FROM (SELECT min(seq) AS seq, message_id FROM input_rows GROUP BY message_id) k
+		LEFT JOIN seen s ON s.message_id = k.message_id
+		JOIN input_rows r ON r.seq = k.seq
+		LEFT JOIN messages m ON m.message_id = k.message_id
+		WHERE s.message_id IS NULL`); err != nil {
 		return err
 	}
 	var firsts int64
@@ -252,30 +259,30 @@ func (l *Load) settle(ctx context.Context, duplicates, conflicts, added *int64) 
 	// run loaded it (this run adds only IDs of first occurrences, which come once).
 	if err := l.exec(ctx, conflicts, "reject campaign conflicts", `
 		INSERT INTO rejected_rows (run_id, rejected_at, file, line, campaign, message_id, reason, raw)
-		SELECT $1, $2, f.file, f.line, f.campaign, f.message_id, 'already in campaign ' || m.campaign, NULL
-		FROM firsts f
-		JOIN messages m ON m.message_id = f.message_id
-		WHERE m.campaign <> f.campaign`, l.runID, l.at); err != nil {
+		SELECT $1, $2, file, line, campaign, message_id, 'already in campaign ' || known_campaign, NULL
+		FROM firsts
+		WHERE known_campaign <> campaign`, l.runID, l.at); err != nil {
 		return err
 	}
 	if err := l.exec(ctx, added, "add messages", `
 		INSERT INTO messages (message_id, campaign, source_file, source_line, first_loaded_at, run_id,
 		                      recipient, sent_at, customer_message_id, messagelist_id)
 		SELECT message_id, campaign, file, line, $2, $1, recipient, sent_at, customer_message_id, messagelist_id
-		FROM firsts f
-		WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.message_id = f.message_id)`, l.runID, l.at); err != nil {
+		FROM firsts
+		WHERE known_campaign IS NULL`, l.runID, l.at); err != nil {
 		return err
 	}
 	// The IDs to ask about, in input order: the first occurrences that belong to the
-	// campaign they name and, unless refreshing all, whose latest answer is not terminal.
-	// The joins put the chunk on the build side, not the whole of status_latest.
+	// campaign they name (new, or loaded before under it) and, unless refreshing all, whose
+	// latest answer is not terminal. An ID new to messages may have an answer already: a
+	// pushed status that came before its list.
 	return l.exec(ctx, nil, "select messages to ask", `
 		INSERT INTO todo
 		SELECT f.seq, f.message_id, s.message_id IS NOT NULL
 		FROM firsts f
-		JOIN messages m ON m.message_id = f.message_id AND m.campaign = f.campaign
 		LEFT JOIN status_latest s ON s.message_id = f.message_id
-		WHERE ($1 OR NOT is_terminal(s.deliverystatus))
+		WHERE (f.known_campaign IS NULL OR f.known_campaign = f.campaign)
+		  AND ($1 OR NOT is_terminal(s.deliverystatus))
 		ORDER BY f.seq`, l.refreshAll)
 }
 
