@@ -76,7 +76,8 @@ type Config struct {
 	BackoffInitial, BackoffMax time.Duration
 
 	// LoadChunk is how many input rows are staged and committed at a time (default
-	// 100,000): it bounds the memory a load takes, whatever the size of its inputs.
+	// defaultBatchSize, one row group): it bounds the memory a load takes, whatever the
+	// size of its inputs.
 	LoadChunk int
 
 	// BatchSize and FlushEvery bound how many answers wait before a commit (default one
@@ -213,7 +214,9 @@ func (c *Config) setDefaults() {
 		c.BackoffMax = 30 * time.Second
 	}
 	if c.LoadChunk <= 0 {
-		c.LoadChunk = 100_000
+		// A chunk of new IDs adds a row group to messages, which DuckDB then writes to the
+		// file at once, compressed, instead of through the WAL and a checkpoint.
+		c.LoadChunk = defaultBatchSize
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = defaultBatchSize
