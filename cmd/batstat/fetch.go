@@ -306,8 +306,18 @@ func configUsage(cmd string, flags map[string]string, err error) error {
 const fetchGCPercent = 200
 
 // runFetch opens every input, then the database, and runs the fetch, or plans it for a
-// dry run.
+// dry run. A profile covers either: a dry run's load is the part of a fetch before its
+// first request.
 func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
+	stopProfile, err := o.profile.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil {
+			o.log.logger(e.stderr).Warn("profile not written", "err", perr)
+		}
+	}()
 	if o.dryRun {
 		return runDryRun(ctx, o, e)
 	}
@@ -331,16 +341,6 @@ func runFetch(ctx context.Context, o *fetchOptions, e *env) error {
 			return fmt.Errorf("--webhook-spool: %w", err)
 		}
 	}
-	stopProfile, err := o.profile.start()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if perr := stopProfile(); perr != nil {
-			log.Warn("profile not written", "err", perr)
-		}
-	}()
-
 	db, err := o.db.openWriter(ctx, log)
 	if err != nil {
 		return err

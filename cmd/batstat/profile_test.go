@@ -32,6 +32,14 @@ func TestFetchProfiles(t *testing.T) {
 	}
 	db := filepath.Join(dir, "d.duckdb")
 	before := fileSum(t, db)
+	// A dry run is profiled too: its load is what a fetch does before its first request.
+	r = runCLI(t, dir, "", append(api, "--dry-run", "--cpuprofile", "dry.pprof", ids)...)
+	if r.code != 0 {
+		t.Fatalf("dry run with a profile = exit %d: %s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "dry.pprof")); err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		t.Errorf("dry run's CPU profile: %d bytes, %v; want a gzipped profile", len(b), err)
+	}
 	for _, args := range [][]string{
 		{"--cpuprofile", "d.duckdb"},
 		{"--memprofile", "./d.duckdb.wal"},
