@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/batstat/batstat/ingest/idlist"
@@ -93,28 +94,25 @@ func load(ctx context.Context, db *store.DB, conn *sql.Conn, runID int64, reader
 		l.Close()
 	}()
 
-	var seq int64
+	// The files are read and parsed on a goroutine of their own, ahead of the rows staged
+	// here, so that parsing the next rows overlaps DuckDB's work on the chunk before.
+	readCtx, stopReading := context.WithCancel(ctx)
+	batches, reading := readAhead(readCtx, readers)
+	// The readers are the caller's to close once this returns: the goroutine must be done
+	// with them by then.
+	defer func() { stopReading(); reading.Wait() }()
 	staged := 0
-	for _, r := range readers {
-		for {
-			if seq%4096 == 0 && ctx.Err() != nil {
-				return l.Counts(), context.Cause(ctx)
-			}
-			row, rej, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return l.Counts(), err
-			}
-			seq++
-			if rej != nil {
+	for b := range batches {
+		for _, it := range b.items {
+			if it.rej != nil {
+				rej := it.rej
 				if err := l.Reject(&store.Rejection{File: rej.File, Line: rej.Line, Campaign: rej.Campaign,
 					MessageID: rej.ID, Reason: rej.Reason, Kind: rej.Kind, Raw: rej.Raw}); err != nil {
 					return l.Counts(), fmt.Errorf("%s line %d: store rejected row: %w", rej.File, rej.Line, err)
 				}
 				continue
 			}
+			row := it.row
 			if err := l.Stage(&store.Message{MessageID: row.ID, Campaign: row.Campaign,
 				SourceFile: row.File, SourceLine: row.Line, Recipient: row.Recipient, SentAt: row.SentAt,
 				CustomerMessageID: row.CustomerMessageID, MessagelistID: row.MessagelistID}); err != nil {
@@ -128,6 +126,12 @@ func load(ctx context.Context, db *store.DB, conn *sql.Conn, runID int64, reader
 				staged = 0
 			}
 		}
+		if b.err != nil {
+			return l.Counts(), b.err
+		}
+	}
+	if ctx.Err() != nil {
+		return l.Counts(), context.Cause(ctx)
 	}
 	if err := l.Settle(ctx); err != nil {
 		return l.Counts(), err
@@ -139,6 +143,68 @@ func load(ctx context.Context, db *store.DB, conn *sql.Conn, runID int64, reader
 		return st, &StrictError{Rejected: st.Rejected}
 	}
 	return l.Finish(ctx)
+}
+
+// readBatch is a run of input rows in file order, each a row or a rejection, and the
+// error that ended the reading after them, if any.
+type readBatch struct {
+	items []readItem
+	err   error
+}
+
+type readItem struct {
+	row *idlist.Row
+	rej *idlist.Rejected
+}
+
+// readBatchSize is how many rows go to the load at a time: a channel operation per row
+// would cost more than parsing it.
+const readBatchSize = 1024
+
+// readAhead reads readers in turn, one after the other, and sends their rows in batches
+// until they end, one fails (its error comes with the last batch) or ctx ends (the channel
+// is then closed without an error: the caller sees ctx). It keeps up to four batches ahead
+// of the load, so memory stays bounded however large the files. The WaitGroup is done
+// when the goroutine has stopped reading.
+func readAhead(ctx context.Context, readers []*idlist.Reader) (<-chan readBatch, *sync.WaitGroup) {
+	out := make(chan readBatch, 4)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(out)
+		send := func(b readBatch) bool {
+			select {
+			case out <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		b := readBatch{items: make([]readItem, 0, readBatchSize)}
+		for _, r := range readers {
+			for {
+				row, rej, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.err = err
+					send(b)
+					return
+				}
+				b.items = append(b.items, readItem{row: row, rej: rej})
+				if len(b.items) == readBatchSize {
+					if !send(b) {
+						return
+					}
+					b = readBatch{items: make([]readItem, 0, readBatchSize)}
+				}
+			}
+		}
+		if len(b.items) > 0 {
+			send(b)
+		}
+	})
+	return out, &wg
 }
 
 // StrictError fails a --strict run that met rejected rows; nothing was requested.
