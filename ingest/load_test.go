@@ -293,6 +293,33 @@ func TestBadFileFailsBeforeAnything(t *testing.T) {
 	}
 }
 
+// A file that turns out unreadable after thousands of good rows (a quote never closed)
+// fails the run with the file's error once the chunks before it are committed: they are
+// taken back, and nothing is asked. The rows are read ahead of the load, so this is also
+// the reader's error reaching the load after the rows before it.
+func TestFileFailingMidwayTakesBackItsChunks(t *testing.T) {
+	f := newFixture(t, smsbattest.Options{}, 0)
+	var b strings.Builder
+	b.WriteString("message_id,campaign\n")
+	for i := range 5_000 {
+		fmt.Fprintf(&b, "id-%05d,spring\n", i)
+	}
+	b.WriteString("\"id-broken,spring\nid-after,spring\n")
+	cfg := f.config(t)
+	cfg.Inputs = []string{writeFile(t, t.TempDir(), "torn.csv", b.String())}
+	cfg.LoadChunk = 1000
+	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
+	if err == nil || !strings.Contains(err.Error(), "torn.csv line 5002") || sum == nil || sum.Outcome != ingest.OutcomeFailed {
+		t.Fatalf("Fetch = %+v, %v; want a failed run naming torn.csv line 5002", sum, err)
+	}
+	if sum.IDsRead != 5_000 {
+		t.Errorf("IDs read = %d, want the 5000 before the torn line", sum.IDsRead)
+	}
+	if n := count(t, f.db, `SELECT count(*) FROM messages`); n != 0 || f.srv.Count() != 0 {
+		t.Errorf("a file failing midway left %d messages and sent %d requests", n, f.srv.Count())
+	}
+}
+
 func TestHostileIDsReachTheAPIAsOneSegment(t *testing.T) {
 	opts := smsbattest.Options{KeepLog: true}
 	f := newFixture(t, opts, 0)
