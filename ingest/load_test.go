@@ -193,11 +193,7 @@ func testStrict(t *testing.T, chunk int) {
 // back the messages it added, so the next run loads the whole file.
 func TestInterruptedLoadLeavesNoMessages(t *testing.T) {
 	f := newFixture(t, smsbattest.Options{}, 0)
-	var b strings.Builder
-	b.WriteString("message_id,campaign\n")
-	for i := range 20_000 {
-		fmt.Fprintf(&b, "id-%05d,spring\n", i)
-	}
+	input := springIDs(20_000)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	cfg := f.config(t)
@@ -205,7 +201,7 @@ func TestInterruptedLoadLeavesNoMessages(t *testing.T) {
 	cfg.LoadChunk = 1000
 	// The interrupt arrives 200 kB into the 300 kB input, well past the reader's first
 	// buffer: a dozen chunks are committed by then.
-	cfg.Stdin = &cancelAfter{r: strings.NewReader(b.String()), n: 200_000, cancel: func() { cancel(errors.New("interrupt")) }}
+	cfg.Stdin = &cancelAfter{r: strings.NewReader(input), n: 200_000, cancel: func() { cancel(errors.New("interrupt")) }}
 	sum, err := ingest.Fetch(ctx, f.db, cfg)
 	if err == nil || sum == nil || sum.Outcome != ingest.OutcomeInterrupted {
 		t.Fatalf("Fetch = %+v, %v; want an interrupted run", sum, err)
@@ -216,10 +212,20 @@ func TestInterruptedLoadLeavesNoMessages(t *testing.T) {
 	if f.srv.Count() != 0 {
 		t.Errorf("%d requests sent by a run interrupted while loading", f.srv.Count())
 	}
-	cfg.Stdin = strings.NewReader(b.String())
+	cfg.Stdin = strings.NewReader(input)
 	if sum, err = ingest.Fetch(context.Background(), f.db, cfg); err != nil || sum.NewMessages != 20_000 || sum.Answered != 20_000 {
 		t.Errorf("the next run = %+v, %v; want 20000 new messages answered", sum, err)
 	}
+}
+
+// springIDs is an ID list of n IDs of campaign spring, id-00000 on, with its header.
+func springIDs(n int) string {
+	var b strings.Builder
+	b.WriteString("message_id,campaign\n")
+	for i := range n {
+		fmt.Fprintf(&b, "id-%05d,spring\n", i)
+	}
+	return b.String()
 }
 
 // cancelAfter reads r and calls cancel once n bytes have been read.
@@ -299,14 +305,9 @@ func TestBadFileFailsBeforeAnything(t *testing.T) {
 // the reader's error reaching the load after the rows before it.
 func TestFileFailingMidwayTakesBackItsChunks(t *testing.T) {
 	f := newFixture(t, smsbattest.Options{}, 0)
-	var b strings.Builder
-	b.WriteString("message_id,campaign\n")
-	for i := range 5_000 {
-		fmt.Fprintf(&b, "id-%05d,spring\n", i)
-	}
-	b.WriteString("\"id-broken,spring\nid-after,spring\n")
+	torn := springIDs(5_000) + "\"id-broken,spring\nid-after,spring\n"
 	cfg := f.config(t)
-	cfg.Inputs = []string{writeFile(t, t.TempDir(), "torn.csv", b.String())}
+	cfg.Inputs = []string{writeFile(t, t.TempDir(), "torn.csv", torn)}
 	cfg.LoadChunk = 1000
 	sum, err := ingest.Fetch(context.Background(), f.db, cfg)
 	if err == nil || !strings.Contains(err.Error(), "torn.csv line 5002") || sum == nil || sum.Outcome != ingest.OutcomeFailed {
