@@ -245,7 +245,7 @@ func streamTodo(ctx context.Context, conn *sql.Conn, out chan<- todoItem) error 
 			}
 			return fmt.Errorf("read messages to ask: %w", err)
 		}
-		if n < todoPage || ctx.Err() != nil {
+		if n == 0 || ctx.Err() != nil {
 			return nil
 		}
 	}

@@ -156,7 +156,7 @@ func countDue(ctx context.Context, conn *sql.Conn, sched Schedule, now time.Time
 		if err != nil {
 			return fmt.Errorf("read messages to ask: %w", err)
 		}
-		if n < todoPage {
+		if n == 0 {
 			return nil
 		}
 	}

@@ -275,7 +275,7 @@ func (s *session) scan(ctx context.Context, now time.Time, out chan<- todoItem) 
 			}
 			return t, fmt.Errorf("read messages to ask: %w", err)
 		}
-		if n < todoPage || ctx.Err() != nil {
+		if n == 0 || ctx.Err() != nil {
 			return t, nil
 		}
 	}

@@ -57,28 +57,31 @@ func ScanUnsettled(ctx context.Context, conn *sql.Conn) (int64, error) {
 
 // UnsettledPage calls each for the rows of the unsettled table of conn (see ScanUnsettled)
 // that follow seq after, in input order, at most limit of them, until each returns false;
-// it returns how many rows the page held. Paging is the caller's, as for TodoPage.
+// it returns how many rows the page held, 0 only when no row follows after. Paging is the
+// caller's, as for TodoPage.
 func UnsettledPage(ctx context.Context, conn *sql.Conn, after int64, limit int, each func(*Unsettled) bool) (int, error) {
-	rows, err := conn.QueryContext(ctx, `
-		SELECT seq, message_id, campaign, answered, sent_at, sent_text, first_loaded_at, checked_at, failed_at
-		FROM unsettled WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var u Unsettled
-		var sent, checked, failed sql.NullTime
-		var sentText sql.NullString
-		if err := rows.Scan(&u.Seq, &u.MessageID, &u.Campaign, &u.Answered, &sent, &sentText, &u.FirstLoadedAt, &checked, &failed); err != nil {
-			return n, err
+	return seqPage(ctx, conn, "unsettled", after, limit, func(lo, hi int64) (int, error) {
+		rows, err := conn.QueryContext(ctx, `
+			SELECT seq, message_id, campaign, answered, sent_at, sent_text, first_loaded_at, checked_at, failed_at
+			FROM unsettled WHERE seq > $1 AND seq <= $2 ORDER BY seq`, lo, hi)
+		if err != nil {
+			return 0, err
 		}
-		u.SentAt, u.SentText, u.CheckedAt, u.FailedAt = sent.Time, sentText.String, checked.Time, failed.Time
-		n++
-		if !each(&u) {
-			return n, nil
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			var u Unsettled
+			var sent, checked, failed sql.NullTime
+			var sentText sql.NullString
+			if err := rows.Scan(&u.Seq, &u.MessageID, &u.Campaign, &u.Answered, &sent, &sentText, &u.FirstLoadedAt, &checked, &failed); err != nil {
+				return n, err
+			}
+			u.SentAt, u.SentText, u.CheckedAt, u.FailedAt = sent.Time, sentText.String, checked.Time, failed.Time
+			n++
+			if !each(&u) {
+				return n, nil
+			}
 		}
-	}
-	return n, rows.Err()
+		return n, rows.Err()
+	})
 }
