@@ -29,7 +29,9 @@ type Unsettled struct {
 // status now, and returns how many there are. UnsettledPage reads it back. Each call
 // replaces the table, so a run scans again after each pass.
 func ScanUnsettled(ctx context.Context, conn *sql.Conn) (int64, error) {
-	// todo is the build side of every join: a run's input, not the whole file.
+	// todo is the build side of every join: a run's input, not the whole file. The table is
+	// not sorted: each page sorts its own window of seq (see seqPage), where sorting the
+	// whole of it held up to a million rows in memory at once.
 	if _, err := conn.ExecContext(ctx, `
 		CREATE OR REPLACE TEMP TABLE unsettled AS
 		SELECT t.seq, t.message_id, m.campaign, s.message_id IS NOT NULL AS answered,
@@ -44,8 +46,7 @@ func ScanUnsettled(ctx context.Context, conn *sql.Conn) (int64, error) {
 			WHERE message_id IN (SELECT message_id FROM todo)
 			GROUP BY message_id
 		) e ON e.message_id = t.message_id
-		WHERE NOT is_terminal(s.deliverystatus)
-		ORDER BY t.seq`); err != nil {
+		WHERE NOT is_terminal(s.deliverystatus)`); err != nil {
 		return 0, fmt.Errorf("read messages without a final status: %w", err)
 	}
 	var n int64
