@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -14,12 +13,7 @@ import (
 // messages are mostly final asks a few of many), and end with an empty page.
 func TestTodoPageCrossesGaps(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "p.duckdb"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
+	conn, err := openTemp(t).Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
