@@ -202,8 +202,9 @@ func bucketSize(r float64, burst int) int {
 // last, not a goroutine per message: a new goroutine's stack grows again through every
 // request (net/http's and the JSON decoder's frames are deep), which cost more CPU than
 // the request's own work on the client side.
-func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome) error {
+func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCauseFunc, ids <-chan todoItem, out chan<- outcome, cutAt int64) error {
 	g, gctx := errgroup.WithContext(ctx)
+	var taken atomic.Int64
 	for range f.cfg.Concurrency {
 		g.Go(func() error {
 			for {
@@ -221,6 +222,9 @@ func (f *fetcher) fetchAll(ctx, reqCtx context.Context, stop context.CancelCause
 				// is left for the next run, as one never taken.
 				if gctx.Err() != nil {
 					return nil
+				}
+				if taken.Add(1) == cutAt {
+					out <- outcome{cut: true}
 				}
 				o, err := f.fetchOne(gctx, reqCtx, it)
 				if err != nil {

@@ -174,6 +174,12 @@ func poolConfig() Config {
 // the outcomes in the order they came out.
 func runPool(t *testing.T, ctx context.Context, cfg Config, api *fakeAPI, ids []string) ([]outcome, *counters, error) {
 	t.Helper()
+	return runPoolCut(t, ctx, cfg, api, ids, 0)
+}
+
+// runPoolCut is runPool with a cut outcome after the cutAt-th message taken (0: none).
+func runPoolCut(t *testing.T, ctx context.Context, cfg Config, api *fakeAPI, ids []string, cutAt int64) ([]outcome, *counters, error) {
+	t.Helper()
 	var err error
 	cfg.APIURL = "http://smsbat.test"
 	cfg.Client, err = smsbat.NewClient(cfg.APIURL, smsbat.Auth{Mode: smsbat.AuthHeader, APIKey: "k"},
@@ -193,16 +199,45 @@ func runPool(t *testing.T, ctx context.Context, cfg Config, api *fakeAPI, ids []
 			}
 		}
 	}()
-	out := make(chan outcome, len(ids))
+	out := make(chan outcome, len(ids)+1)
 	reqCtx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stop(nil)
-	err = f.fetchAll(ctx, reqCtx, stop, in, out)
+	err = f.fetchAll(ctx, reqCtx, stop, in, out, cutAt)
 	close(out)
 	var outs []outcome
 	for o := range out {
 		outs = append(outs, o)
 	}
 	return outs, f.stats, err
+}
+
+// The pool sends one cut outcome, when it takes the cutAt-th message, and none without
+// cutAt; every message is still answered once.
+func TestPoolSendsOneCut(t *testing.T) {
+	for _, cutAt := range []int64{0, 1, 7, 10, 11} {
+		synctest.Test(t, func(t *testing.T) {
+			api := &fakeAPI{answer: func(string, int) reply { return reply{latency: 10 * time.Millisecond, code: http.StatusOK} }}
+			outs, _, err := runPoolCut(t, t.Context(), poolConfig(), api, messageIDs(10), cutAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cuts, answers := 0, 0
+			for _, o := range outs {
+				if o.cut {
+					cuts++
+				} else if o.status != nil {
+					answers++
+				}
+			}
+			want := 0
+			if cutAt >= 1 && cutAt <= 10 {
+				want = 1
+			}
+			if cuts != want || answers != 10 {
+				t.Errorf("cutAt %d: %d cuts and %d answers, want %d and 10", cutAt, cuts, answers, want)
+			}
+		})
+	}
 }
 
 // messageIDs returns m00, m01, ... m(n-1).

@@ -181,6 +181,13 @@ func (s *session) passAndSync(ctx context.Context, total int64, feed func(contex
 // progress for total messages. ctx ending stops it: feeding stops, requests in flight end
 // and their answers go to the writer. Only a fatal error (rejected credentials, or one
 // reading the messages to ask) is returned.
+// tailCut is how many messages before the end of a pass the writer is told to commit what
+// it holds (a cut outcome). A pass ends with a commit that its run waits for; without the
+// cut it holds up to a second of answers (FlushEvery), tens of thousands at full speed and
+// 0.1 s of DuckDB's work after the last answer. With it, the last commit holds about
+// tailCut answers, and the one before it is committed while they are asked.
+const tailCut = 4096
+
 func (s *session) pass(ctx context.Context, total int64, feed func(context.Context, chan<- todoItem) error) error {
 	s.sum.Passes++
 	s.lastPass = time.Now()
@@ -193,7 +200,11 @@ func (s *session) pass(ctx context.Context, total int64, feed func(context.Conte
 		feedDone <- feed(feedCtx, ids)
 	}()
 	prog := startProgress(s.cfg, total, s.stats)
-	err := s.f.fetchAll(ctx, s.reqCtx, s.stopAll, ids, s.outcomes)
+	var cutAt int64 // the message after which the writer commits what it holds
+	if total > 2*tailCut {
+		cutAt = total - tailCut
+	}
+	err := s.f.fetchAll(ctx, s.reqCtx, s.stopAll, ids, s.outcomes, cutAt)
 	stopFeed() // unblock the feeder if the pool stopped early
 	for range ids {
 	}

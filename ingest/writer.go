@@ -28,6 +28,10 @@ type outcome struct {
 	// everything received before it and then sends the result on synced (buffered), so that
 	// a watch's next scan reads every answer of the pass before.
 	synced chan<- error
+	// cut makes this outcome a marker too: the writer hands what it holds to be committed
+	// at once, without waiting for the commit, so that a pass's last commit, which its run
+	// waits for, holds only the answers that come after the marker (see tailCut).
+	cut bool
 }
 
 type failure struct {
@@ -100,6 +104,12 @@ func (w *writer) run(in <-chan outcome) error {
 			if !ok {
 				err := handOver()
 				return errors.Join(err, c.stop())
+			}
+			if o.cut {
+				if err := handOver(); err != nil {
+					return drain(in, errors.Join(err, c.stop()))
+				}
+				continue
 			}
 			if o.synced != nil {
 				err := handOver()
