@@ -15,7 +15,9 @@
 # With BASELINE (a batstat binary built from an earlier commit), every round also runs
 # that binary's fetch after this tree's, so that a change is measured against what it
 # changed in the same minutes ("base/s", "base-ratio", "base-cpu"); BASELINE_FLAGS, when
-# set, replaces FETCH_FLAGS for it (BASELINE=its own build compares two settings).
+# set, replaces FETCH_FLAGS for it (BASELINE=its own build compares two settings). The
+# last line gives the two builds' quotients round by round (fetch/s, CPU per status),
+# which the machine's load moves far less than the rates themselves.
 # The fetch's statuses/s is the answers it stored over its run's elapsed time (the
 # "fetch finished" line: the CSV load, every request and the last commit; not opening or
 # closing the database). "wall" is the same over the whole process, exit included. cpu
@@ -142,5 +144,11 @@ awk '{ b[NR] = $2; f[NR] = $3; q[NR] = $5; c[NR] = $6; m[NR] = $7; x[NR] = $8; y
   END {
     n = NR
     printf "median: bare %.0f/s, fetch %.0f/s, ratio %.3f, fetch CPU %.1f µs/status, peak RSS %.0f MiB\n", med(b, n), med(f, n), med(q, n), med(c, n), med(m, n)
-    if (x[1] != "") printf "median baseline: fetch %.0f/s, ratio %.3f, CPU %.1f µs/status\n", med(x, n), med(y, n), med(z, n)
+    if (x[1] != "") {
+      # The two builds met the same minutes in each round: their quotient per round is
+      # steadier than either rate, which other work on the machine moves by up to 2x.
+      for (i = 1; i <= n; i++) { p[i] = f[i] / x[i]; pc[i] = c[i] / z[i] }
+      printf "median baseline: fetch %.0f/s, ratio %.3f, CPU %.1f µs/status\n", med(x, n), med(y, n), med(z, n)
+      printf "this tree against the baseline, round by round: fetch/s %.3f, CPU per status %.3f (medians of the quotients)\n", med(p, n), med(pc, n)
+    }
   }' "$work/rounds"
