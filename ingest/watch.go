@@ -177,10 +177,6 @@ func (s *session) passAndSync(ctx context.Context, total int64, feed func(contex
 	return nil
 }
 
-// pass streams the messages feed sends through the worker pool into the writer, with
-// progress for total messages. ctx ending stops it: feeding stops, requests in flight end
-// and their answers go to the writer. Only a fatal error (rejected credentials, or one
-// reading the messages to ask) is returned.
 // tailCut is how many messages before the end of a pass the writer is told to commit what
 // it holds (a cut outcome). A pass ends with a commit that its run waits for; without the
 // cut it holds up to a second of answers (FlushEvery), tens of thousands at full speed and
@@ -188,6 +184,10 @@ func (s *session) passAndSync(ctx context.Context, total int64, feed func(contex
 // tailCut answers, and the one before it is committed while they are asked.
 const tailCut = 4096
 
+// pass streams the messages feed sends through the worker pool into the writer, with
+// progress for total messages. ctx ending stops it: feeding stops, requests in flight end
+// and their answers go to the writer. Only a fatal error (rejected credentials, or one
+// reading the messages to ask) is returned.
 func (s *session) pass(ctx context.Context, total int64, feed func(context.Context, chan<- todoItem) error) error {
 	s.sum.Passes++
 	s.lastPass = time.Now()
