@@ -143,11 +143,12 @@ awk '{ b[NR] = $2; f[NR] = $3; q[NR] = $5; c[NR] = $6; m[NR] = $7; x[NR] = $8; y
   }
   END {
     n = NR
+    # The two builds met the same minutes in each round: their quotient per round is
+    # steadier than either rate, which other work on the machine moves by up to 2x. Taken
+    # before med, which sorts its array in place.
+    for (i = 1; i <= n; i++) if (x[i] != "") { p[i] = f[i] / x[i]; pc[i] = c[i] / z[i] }
     printf "median: bare %.0f/s, fetch %.0f/s, ratio %.3f, fetch CPU %.1f µs/status, peak RSS %.0f MiB\n", med(b, n), med(f, n), med(q, n), med(c, n), med(m, n)
     if (x[1] != "") {
-      # The two builds met the same minutes in each round: their quotient per round is
-      # steadier than either rate, which other work on the machine moves by up to 2x.
-      for (i = 1; i <= n; i++) { p[i] = f[i] / x[i]; pc[i] = c[i] / z[i] }
       printf "median baseline: fetch %.0f/s, ratio %.3f, CPU %.1f µs/status\n", med(x, n), med(y, n), med(z, n)
       printf "this tree against the baseline, round by round: fetch/s %.3f, CPU per status %.3f (medians of the quotients)\n", med(p, n), med(pc, n)
     }
