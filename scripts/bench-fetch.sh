@@ -12,7 +12,8 @@
 #
 # Needs GNU time as /usr/bin/time (Debian: apt-get install -y time). Prints the fetch
 # summary, the elapsed time and the maximum resident set size of the fetch process (the
-# mock server runs in a process of its own and is not counted).
+# mock server runs in a process of its own and is not counted), and the sampled peaks of
+# its two parts: anonymous memory, and the pages mapped from files (mostly the binary's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,7 +77,26 @@ status=0
 /usr/bin/time -v -o "$work/time.log" \
   "$work/batstat" fetch --db "$work/bench.duckdb" --api-url "$addr" --api-key test-key \
   --rate 0 --concurrency "$CONCURRENCY" --no-progress $FETCH_FLAGS "$work/ids.csv" \
-  2>"$work/fetch.log" || status=$?
+  2>"$work/fetch.log" &
+time_pid=$!
+# The resident set has two parts that GNU time does not tell apart: anonymous memory (the
+# Go heap, DuckDB's buffers and allocators) and pages mapped from files: the binary's code
+# and read-only data (most of it DuckDB's), and the shared libraries, which the kernel maps
+# in as they run and may drop at any time. Sampled every 100 ms, so a shorter peak can be
+# missed.
+fetch_pid=
+for _ in $(seq 50); do
+  fetch_pid=$(pgrep -P "$time_pid" || true)
+  [[ -n $fetch_pid ]] && break
+  sleep 0.02
+done
+: >"$work/rss.samples"
+while [[ -n $fetch_pid ]] && kill -0 "$fetch_pid" 2>/dev/null; do
+  awk '/^(RssAnon|RssFile):/ { printf "%s %s ", $1, $2 } END { print "" }' "/proc/$fetch_pid/status" \
+    >>"$work/rss.samples" 2>/dev/null || true
+  sleep 0.1
+done
+wait "$time_pid" || status=$?
 
 grep -E 'level=(WARN|ERROR)|fetch finished|inputs loaded' "$work/fetch.log" || true
 # Snapshots (logged at debug level while the run goes, at info level at its end): how many,
@@ -103,4 +123,7 @@ echo "database: $(du -h "$work/bench.duckdb" | cut -f1)"
 grep -E 'Elapsed \(wall clock\)|Maximum resident set size|User time|System time' "$work/time.log" | sed 's/^\t*//'
 rss_kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.log")
 echo "peak RSS: $((rss_kb / 1024)) MiB"
+awk '$1 == "RssAnon:" { if ($2 > a) a = $2; if ($4 > f) f = $4 }
+  END { if (NR) printf "sampled peaks: anonymous %d MiB, mapped from files %d MiB (%d samples)\n", a / 1024, f / 1024, NR }' \
+  "$work/rss.samples"
 exit "$status"
