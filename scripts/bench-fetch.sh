@@ -28,7 +28,13 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-fetch.XXXXXX")
 server_pid=
+time_pid=
 cleanup() {
+  # The fetch runs in the background, where an interrupt does not reach it: stop it here.
+  if [[ -n $time_pid ]] && kill -0 "$time_pid" 2>/dev/null; then
+    pkill -TERM -P "$time_pid" 2>/dev/null || true
+    wait "$time_pid" 2>/dev/null || true
+  fi
   if [[ -n $server_pid ]]; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -123,7 +129,7 @@ echo "database: $(du -h "$work/bench.duckdb" | cut -f1)"
 grep -E 'Elapsed \(wall clock\)|Maximum resident set size|User time|System time' "$work/time.log" | sed 's/^\t*//'
 rss_kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.log")
 echo "peak RSS: $((rss_kb / 1024)) MiB"
-awk '$1 == "RssAnon:" { if ($2 > a) a = $2; if ($4 > f) f = $4 }
-  END { if (NR) printf "sampled peaks: anonymous %d MiB, mapped from files %d MiB (%d samples)\n", a / 1024, f / 1024, NR }' \
+awk '$1 == "RssAnon:" { n++; if ($2 > a) a = $2; if ($4 > f) f = $4 }
+  END { if (n) printf "sampled peaks: anonymous %d MiB, mapped from files %d MiB (%d samples)\n", a / 1024, f / 1024, n }' \
   "$work/rss.samples"
 exit "$status"
