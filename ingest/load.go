@@ -103,6 +103,11 @@ func load(ctx context.Context, db *store.DB, conn *sql.Conn, runID int64, reader
 	defer func() { stopReading(); reading.Wait() }()
 	staged := 0
 	for b := range batches {
+		// The reader may send a few more batches after an interrupt (its send does not
+		// prefer ctx over a free slot): staging stops at the next batch instead.
+		if ctx.Err() != nil {
+			return l.Counts(), context.Cause(ctx)
+		}
 		for _, it := range b.items {
 			if it.rej != nil {
 				rej := it.rej
